@@ -1,0 +1,12 @@
+//! Palisade's policy core: reads CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and
+//! Kubernetes NetworkPolicy, derives security identities, and resolves what each endpoint may
+//! send and receive. Pure: no tokio, no aya. The agent turns its output into eBPF map entries
+//! and proxy snapshots.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod fqdn;
+pub mod topology;
+
+pub use error::{LoadError, SourceLocation, Warning};
+pub use topology::Topology;
