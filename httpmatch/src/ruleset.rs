@@ -309,7 +309,7 @@ impl Bitset {
         let mut b = Bitset {
             words: vec![u64::MAX; len.div_ceil(64)],
         };
-        if len % 64 != 0 {
+        if !len.is_multiple_of(64) {
             if let Some(last) = b.words.last_mut() {
                 *last = (1u64 << (len % 64)) - 1;
             }
