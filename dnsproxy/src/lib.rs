@@ -1,1 +1,40 @@
-//! placeholder
+//! Palisade's transparent DNS proxy: sits on the DNS path between a pod and its resolver.
+//!
+//! ```text
+//! pod → resolver:53 ─(TC sk_assign or iptables TPROXY)→ this proxy (0.0.0.0:15053, UDP + TCP)
+//!   first question vs the endpoint's `rules.dns` (matchName / matchPattern) for that resolver
+//!   ├─ no match → REFUSED (or NXDOMAIN) at once, question echoed
+//!   └─ match    → forwarded to the original resolver from a socket marked 0xb00
+//!                  answer → A/AAAA along the CNAME chain → FqdnLearner::learn (awaited)
+//!                  → answer released to the pod from the resolver's own address
+//! ```
+//!
+//! Policy arrives as [`DnsSnapshot`]s over a `tokio::sync::watch` channel; per-query records go
+//! out as [`DnsFlowRecord`]s over `tokio::sync::mpsc`. The proxy never touches eBPF maps: the agent
+//! implements [`FqdnLearner`]. [`FqdnCache`] is the agent's name → IP cache model.
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod flow;
+pub mod learner;
+pub mod policy;
+pub mod server;
+pub mod snapshot;
+pub mod wire;
+
+mod handler;
+mod sockets;
+mod tcp;
+mod udp;
+mod upstream;
+
+pub use cache::{CacheEntry, CacheError, FqdnCache};
+pub use config::{DnsProxyConfig, RejectCode};
+pub use error::DnsProxyError;
+pub use flow::{DnsFlowRecord, Transport, Verdict};
+pub use learner::{FqdnLearner, LearnError, LearnedAnswer};
+pub use policy::{CompiledPolicy, Decision};
+pub use server::{run, BoundDnsProxy, DnsProxyStats};
+pub use snapshot::{DnsPeer, DnsPortRule, DnsSnapshot, EndpointDns};

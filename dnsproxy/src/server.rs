@@ -1,0 +1,159 @@
+//! Binding the listeners and serving until shutdown; the policy compiler task; counters.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::config::DnsProxyConfig;
+use crate::error::DnsProxyError;
+use crate::flow::DnsFlowRecord;
+use crate::handler::Shared;
+use crate::learner::FqdnLearner;
+use crate::policy::CompiledPolicy;
+use crate::snapshot::DnsSnapshot;
+use crate::{sockets, tcp, udp};
+
+/// Counters of the running proxy (read them with `load(Ordering::Relaxed)`).
+#[derive(Debug, Default)]
+pub struct DnsProxyStats {
+    /// Messages received (UDP datagrams and TCP frames).
+    pub queries: AtomicU64,
+    /// Queries forwarded and answered by the resolver.
+    pub forwarded: AtomicU64,
+    /// Queries denied by policy.
+    pub refused: AtomicU64,
+    /// Malformed, upstream failure, learner failure or overload.
+    pub errors: AtomicU64,
+    /// Answers released because the learner did not finish within `learn_timeout`.
+    pub learn_timeouts: AtomicU64,
+    /// Learner returned an error (answer turned into SERVFAIL).
+    pub learn_errors: AtomicU64,
+    /// Queries answered SERVFAIL because `max_in_flight` was reached.
+    pub overloaded: AtomicU64,
+    /// Flow records dropped because the channel was full.
+    pub flows_dropped: AtomicU64,
+}
+
+/// The proxy with its listeners bound, not yet serving (lets callers learn the ports).
+pub struct BoundDnsProxy {
+    config: DnsProxyConfig,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    stats: Arc<DnsProxyStats>,
+}
+
+impl BoundDnsProxy {
+    /// Binds the transparent UDP and TCP listeners on `0.0.0.0:listen_port`. With port 0 the TCP
+    /// listener takes the port the UDP one got.
+    pub fn bind(config: DnsProxyConfig) -> Result<Self, DnsProxyError> {
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.listen_port));
+        let udp = sockets::udp_listener(addr).map_err(|source| DnsProxyError::Bind {
+            proto: "udp",
+            addr,
+            source,
+        })?;
+        let addr = udp.local_addr().map_err(|source| DnsProxyError::Bind {
+            proto: "udp",
+            addr,
+            source,
+        })?;
+        let tcp = sockets::tcp_listener(addr).map_err(|source| DnsProxyError::Bind {
+            proto: "tcp",
+            addr,
+            source,
+        })?;
+        Ok(BoundDnsProxy {
+            config,
+            udp,
+            tcp,
+            stats: Arc::default(),
+        })
+    }
+
+    /// The port both listeners are bound to.
+    pub fn port(&self) -> u16 {
+        self.udp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Counters, shared with the running proxy.
+    pub fn stats(&self) -> Arc<DnsProxyStats> {
+        self.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes; in-flight queries are abandoned then.
+    pub async fn serve(
+        self,
+        snapshots: watch::Receiver<Arc<DnsSnapshot>>,
+        learner: Arc<dyn FqdnLearner>,
+        flows: mpsc::Sender<DnsFlowRecord>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), DnsProxyError> {
+        let policy = spawn_compiler(snapshots);
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            policy: policy.rx,
+            learner,
+            flows,
+            stats: self.stats.clone(),
+        });
+        let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+        let udp = udp::serve(self.udp, shared.clone(), limit.clone());
+        let tcp = tcp::serve(self.tcp, shared, limit);
+        tracing::info!(port = self.config.listen_port, "DNS proxy serving");
+        let result = tokio::select! {
+            r = udp => r.map_err(|source| DnsProxyError::Serve { proto: "udp", source }),
+            r = tcp => r.map_err(|source| DnsProxyError::Serve { proto: "tcp", source }),
+            () = shutdown => Ok(()),
+        };
+        policy.task.abort();
+        result
+    }
+}
+
+/// Binds and serves in one call (see [`BoundDnsProxy`] to learn the port first).
+pub async fn run(
+    config: DnsProxyConfig,
+    snapshots: watch::Receiver<Arc<DnsSnapshot>>,
+    learner: Arc<dyn FqdnLearner>,
+    flows: mpsc::Sender<DnsFlowRecord>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DnsProxyError> {
+    BoundDnsProxy::bind(config)?
+        .serve(snapshots, learner, flows, shutdown)
+        .await
+}
+
+struct Compiler {
+    rx: watch::Receiver<Arc<CompiledPolicy>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Compiles every new snapshot off the query path and publishes the result.
+fn spawn_compiler(mut snapshots: watch::Receiver<Arc<DnsSnapshot>>) -> Compiler {
+    let first = snapshots.borrow_and_update().clone();
+    let (tx, rx) = watch::channel(Arc::new(compile_logged(&first)));
+    let task = tokio::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let snap = snapshots.borrow_and_update().clone();
+            let compiled = tokio::task::spawn_blocking(move || compile_logged(&snap)).await;
+            let Ok(compiled) = compiled else { break };
+            if tx.send(Arc::new(compiled)).is_err() {
+                break;
+            }
+        }
+    });
+    Compiler { rx, task }
+}
+
+fn compile_logged(snap: &DnsSnapshot) -> CompiledPolicy {
+    let c = CompiledPolicy::compile(snap);
+    for (ep, sel, err) in &c.invalid {
+        tracing::warn!(endpoint = %ep, selector = %sel, error = %err, "invalid DNS selector ignored");
+    }
+    tracing::debug!(revision = c.revision(), "DNS policy compiled");
+    c
+}

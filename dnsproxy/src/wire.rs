@@ -1,0 +1,205 @@
+//! DNS wire format: the one module that talks to hickory-proto, so an upgrade touches one file.
+//! Parses queries, builds REFUSED / NXDOMAIN / SERVFAIL / FORMERR answers, matches upstream
+//! replies to their query and extracts learned addresses along the CNAME chain.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
+use hickory_proto::rr::{DNSClass, RData, RecordType};
+use palisade_policy::fqdn::normalize_name;
+
+/// Size of the fixed DNS header.
+pub const HEADER_LEN: usize = 12;
+/// Longest CNAME chain followed, so a loop in an answer cannot spin.
+const MAX_CNAME_HOPS: usize = 16;
+
+/// Rcode numbers used in flow records.
+pub mod rcode {
+    /// NOERROR.
+    pub const NOERROR: u16 = 0;
+    /// FORMERR.
+    pub const FORMERR: u16 = 1;
+    /// SERVFAIL.
+    pub const SERVFAIL: u16 = 2;
+    /// NXDOMAIN.
+    pub const NXDOMAIN: u16 = 3;
+    /// REFUSED.
+    pub const REFUSED: u16 = 5;
+}
+
+/// Name of an rcode number (`NOERROR`, `REFUSED`, ...).
+pub fn rcode_name(code: u16) -> &'static str {
+    <ResponseCode as From<u16>>::from(code).to_str()
+}
+
+/// A query whose header and first question could be read.
+#[derive(Debug, Clone)]
+pub struct Query {
+    msg: Message,
+    /// First question's name, normalized (lower case, trailing dot).
+    pub qname: String,
+    /// First question's type, e.g. `A`.
+    pub qtype: String,
+}
+
+/// What to do with a packet received from a client.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A query with at least one question; decide on the first.
+    Query(Query),
+    /// Unreadable body but readable header: send this FORMERR.
+    FormErr(Vec<u8>),
+    /// Not even a query header (too short, or a response): drop silently.
+    Drop,
+}
+
+/// Parses a client packet.
+pub fn parse_query(buf: &[u8]) -> Parsed {
+    if buf.len() < HEADER_LEN || buf[2] & 0x80 != 0 {
+        // Too short to echo an ID, or a response: answering could loop between resolvers.
+        return Parsed::Drop;
+    }
+    let msg = match Message::from_vec(buf) {
+        Ok(m) => m,
+        Err(_) => return Parsed::FormErr(formerr_raw(buf)),
+    };
+    let Some(q) = msg.queries.first() else {
+        return Parsed::FormErr(formerr_raw(buf));
+    };
+    let qname = normalize_name(&q.name.to_ascii());
+    let qtype = q.query_type.to_string();
+    Parsed::Query(Query { msg, qname, qtype })
+}
+
+/// FORMERR built from the raw header only (the body could not be parsed): no question echoed.
+fn formerr_raw(req: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    out[..2].copy_from_slice(&req[..2]);
+    // QR=1, keep OPCODE and RD from the query.
+    out[2] = 0x80 | (req[2] & 0x79);
+    out[3] = rcode::FORMERR as u8;
+    out
+}
+
+impl Query {
+    /// The query's ID.
+    pub fn id(&self) -> u16 {
+        self.msg.metadata.id
+    }
+
+    /// An answer with `code`, no records, all questions echoed (and EDNS if the query had it).
+    pub fn error_answer(&self, code: u16) -> Vec<u8> {
+        let mut resp = Message::new(self.id(), MessageType::Response, self.msg.metadata.op_code);
+        resp.metadata = Metadata::response_from_request(&self.msg.metadata);
+        resp.metadata.recursion_available = true;
+        resp.metadata.response_code = <ResponseCode as From<u16>>::from(code);
+        resp.queries = self.msg.queries.clone();
+        if let Some(req_edns) = &self.msg.edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(req_edns.max_payload().max(512));
+            resp.edns = Some(edns);
+        }
+        resp.to_vec().unwrap_or_else(|_| {
+            // Echoing a question that decoded cannot fail to encode, but never panic on input.
+            let mut raw = formerr_raw(&[0; HEADER_LEN]);
+            raw[..2].copy_from_slice(&self.id().to_be_bytes());
+            raw[3] = code as u8;
+            raw
+        })
+    }
+
+    /// True when `reply` answers this query: same ID and same first question.
+    pub fn matches_reply(&self, reply: &Message) -> bool {
+        reply.metadata.id == self.id()
+            && reply.metadata.message_type == MessageType::Response
+            && match (self.msg.queries.first(), reply.queries.first()) {
+                (Some(a), Some(b)) => {
+                    a.query_type == b.query_type
+                        && a.query_class == b.query_class
+                        && normalize_name(&b.name.to_ascii()) == self.qname
+                }
+                // Some servers drop the question on errors (e.g. FORMERR); the ID has to do.
+                (Some(_), None) => reply.metadata.response_code != ResponseCode::NoError,
+                _ => false,
+            }
+    }
+}
+
+/// What the proxy learns from an upstream answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerInfo {
+    /// The answer's rcode.
+    pub rcode: u16,
+    /// qname followed by every CNAME target in the chain (normalized).
+    pub names: Vec<String>,
+    /// A/AAAA addresses of names in the chain with their TTLs, deduplicated.
+    pub addrs: Vec<(IpAddr, u32)>,
+}
+
+/// Parses an upstream reply; `None` when it is unreadable or does not answer `query`.
+pub fn parse_answer(query: &Query, buf: &[u8]) -> Option<AnswerInfo> {
+    let msg = Message::from_vec(buf).ok()?;
+    if !query.matches_reply(&msg) {
+        return None;
+    }
+    Some(answer_info(&query.qname, &msg))
+}
+
+/// Follows the CNAME chain from `qname` through the answer section and collects addresses.
+fn answer_info(qname: &str, msg: &Message) -> AnswerInfo {
+    let mut names = vec![qname.to_string()];
+    let mut seen: HashSet<String> = names.iter().cloned().collect();
+    let mut current = qname.to_string();
+    for _ in 0..MAX_CNAME_HOPS {
+        let next = msg.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if normalize_name(&r.name.to_ascii()) == current => {
+                Some(normalize_name(&target.0.to_ascii()))
+            }
+            _ => None,
+        });
+        match next {
+            Some(n) if seen.insert(n.clone()) => {
+                names.push(n.clone());
+                current = n;
+            }
+            _ => break, // end of chain, or a loop
+        }
+    }
+    let mut addrs: Vec<(IpAddr, u32)> = Vec::new();
+    for r in &msg.answers {
+        if r.dns_class != DNSClass::IN {
+            continue;
+        }
+        let ip = match &r.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        if !seen.contains(&normalize_name(&r.name.to_ascii())) {
+            continue; // an address for a name outside the chain is not an answer to qname
+        }
+        if !addrs.iter().any(|(a, _)| *a == ip) {
+            addrs.push((ip, r.ttl));
+        }
+    }
+    AnswerInfo {
+        rcode: u16::from(msg.metadata.response_code),
+        names,
+        addrs,
+    }
+}
+
+/// Builds a query message (used by tests and the bench example).
+pub fn build_query(id: u16, name: &str, qtype: &str) -> Vec<u8> {
+    let mut msg = Message::new(id, MessageType::Query, hickory_proto::op::OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    let name = hickory_proto::rr::Name::from_ascii(name).unwrap_or_default();
+    let rtype: RecordType = qtype.parse().unwrap_or(RecordType::A);
+    msg.add_query(hickory_proto::op::Query::query(name, rtype));
+    msg.to_vec().unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
