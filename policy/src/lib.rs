@@ -6,7 +6,12 @@
 
 pub mod error;
 pub mod fqdn;
+pub mod labels;
+pub mod load;
+pub mod model;
+pub mod selector;
 pub mod topology;
+pub mod values;
 
 pub use error::{LoadError, SourceLocation, Warning};
 pub use topology::Topology;

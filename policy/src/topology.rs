@@ -15,7 +15,7 @@ use crate::error::{LoadError, SourceLocation};
 pub type LabelMap = BTreeMap<String, String>;
 
 /// A whole topology file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Topology {
     /// Cluster name (Cilium's `io.cilium.k8s.policy.cluster` label), `default` when omitted.
@@ -39,6 +39,20 @@ pub struct Topology {
     /// Extra records served by the lab's resolver.
     #[serde(default)]
     pub dns: DnsRecords,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            cluster: default_cluster(),
+            nodes: Vec::new(),
+            namespaces: Vec::new(),
+            pods: Vec::new(),
+            services: Vec::new(),
+            externals: Vec::new(),
+            dns: DnsRecords::default(),
+        }
+    }
 }
 
 fn default_cluster() -> String {
