@@ -1,0 +1,253 @@
+//! One request through the proxy: identities and rules from the current policy, path
+//! normalization, the L7 decision, then upstream or a made-up answer, and a flow record.
+
+use crate::hop;
+use crate::policy::{CompiledPolicy, DirectionPolicy, FlowPolicy};
+use crate::response::{ProxyBody, Reject};
+use crate::upstream::Upstreams;
+use crate::{FlowVerdict, HttpFlowRecord};
+use http::{header, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use palisade_httpmatch::{normalize_path, HeaderAction, RequestView};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, watch};
+
+/// A denied request's body is read (and dropped) up to this size so the connection stays usable.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// …and for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Shared state of all connections.
+#[derive(Debug)]
+pub(crate) struct Handler {
+    pub(crate) policy: watch::Receiver<Arc<CompiledPolicy>>,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) flows: mpsc::Sender<HttpFlowRecord>,
+    /// The listener's own address, to refuse requests addressed to the proxy itself (a loop).
+    pub(crate) listen: SocketAddr,
+}
+
+/// The two ends of one client connection: peer, and the original destination.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ends {
+    pub(crate) src: SocketAddr,
+    pub(crate) dst: SocketAddr,
+}
+
+/// What the decision produced.
+struct Allowed {
+    ingress_mark: bool,
+    actions: Vec<HeaderAction>,
+}
+
+impl Handler {
+    /// Serves one request; never fails (errors become responses).
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        ends: Ends,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let start = Instant::now();
+        let mut record = HttpFlowRecord {
+            time: SystemTime::now(),
+            src: ends.src,
+            dst: ends.dst,
+            src_identity: 0,
+            dst_identity: 0,
+            method: req.method().to_string(),
+            host: authority(&req),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            verdict: FlowVerdict::Error,
+            status: 0,
+            latency: Duration::ZERO,
+            notes: Vec::new(),
+        };
+        let grpc = is_grpc(&req);
+        // Policy is read per request, so an update applies to the next request of an open connection.
+        let policy = self.policy.borrow().clone();
+        let result = match self.decide(&policy, ends, &mut record, &req) {
+            Ok(allowed) => self.forward(ends, req, allowed, &mut record).await,
+            Err(reject) => {
+                drain(req).await;
+                Err(reject)
+            }
+        };
+        let resp = match result {
+            Ok(resp) => {
+                record.verdict = FlowVerdict::Forwarded;
+                resp
+            }
+            Err(reject) => {
+                record.verdict = if matches!(reject, Reject::Denied) {
+                    FlowVerdict::Denied
+                } else {
+                    FlowVerdict::Error
+                };
+                record.notes.push(reject.reason());
+                reject.into_response(grpc)
+            }
+        };
+        record.status = resp.status().as_u16();
+        record.latency = start.elapsed();
+        // Never block a request on a slow consumer: drop the record instead.
+        let _ = self.flows.try_send(record);
+        Ok(resp)
+    }
+
+    /// Identities, normalization and the L7 verdict of both directions.
+    fn decide(
+        &self,
+        policy: &CompiledPolicy,
+        ends: Ends,
+        record: &mut HttpFlowRecord,
+        req: &Request<Incoming>,
+    ) -> Result<Allowed, Reject> {
+        let flow = policy.flow(ends.src, ends.dst);
+        record.src_identity = flow.src_identity;
+        record.dst_identity = flow.dst_identity;
+        if self.is_self(ends.dst) {
+            return Err(Reject::NoPolicy);
+        }
+        let path = normalize_path(&record.path).map_err(|e| Reject::BadRequest(e.to_string()))?;
+        record.path = path;
+        let FlowPolicy {
+            ingress, egress, ..
+        } = &flow;
+        if matches!(
+            (ingress, egress),
+            (DirectionPolicy::Absent, DirectionPolicy::Absent)
+        ) {
+            return Err(Reject::NoPolicy);
+        }
+        let view = RequestView {
+            method: req.method().as_str(),
+            path: &record.path,
+            host: &record.host,
+            headers: req.headers(),
+        };
+        let mut actions = Vec::new();
+        for decision in [ingress.check(&view), egress.check(&view)]
+            .into_iter()
+            .flatten()
+        {
+            if !decision.allowed() {
+                return Err(Reject::Denied);
+            }
+            actions.extend(decision.actions);
+        }
+        for action in &actions {
+            if let HeaderAction::Log { name } = action {
+                record.notes.push(format!("header mismatch: {name}"));
+            }
+        }
+        // 0xa00 only when the destination's ingress rules alone decided; any egress rule → 0xb00.
+        let ingress_mark = !matches!(egress, DirectionPolicy::Filtered(_))
+            && !matches!(ingress, DirectionPolicy::Absent);
+        Ok(Allowed {
+            ingress_mark,
+            actions,
+        })
+    }
+
+    /// Sends the allowed request to the original destination and relays the response head;
+    /// bodies stream through.
+    async fn forward(
+        &self,
+        ends: Ends,
+        mut req: Request<Incoming>,
+        allowed: Allowed,
+        record: &mut HttpFlowRecord,
+    ) -> Result<Response<ProxyBody>, Reject> {
+        let upgrade = hop::wants_upgrade(&req);
+        let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        hop::strip(req.headers_mut(), upgrade);
+        for action in &allowed.actions {
+            action.apply(req.headers_mut());
+        }
+        let uri = format!("http://{}{}", ends.dst, record.path);
+        *req.uri_mut() = Uri::try_from(uri).map_err(|e| Reject::BadRequest(e.to_string()))?;
+        if req.version() != Version::HTTP_2 {
+            *req.version_mut() = Version::HTTP_11;
+        }
+        let mut resp = self
+            .upstreams
+            .send(allowed.ingress_mark, req)
+            .await
+            .map_err(|e| Reject::Upstream(error_chain(&e)))?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(down) = downstream_upgrade {
+                tunnel(down, hyper::upgrade::on(&mut resp));
+            }
+        } else {
+            hop::strip(resp.headers_mut(), false);
+        }
+        Ok(resp.map(|b| b.boxed_unsync()))
+    }
+
+    fn is_self(&self, dst: SocketAddr) -> bool {
+        dst.port() == self.listen.port()
+            && (self.listen.ip().is_unspecified() || dst.ip() == self.listen.ip())
+    }
+}
+
+/// Copies bytes both ways once both sides have switched protocols.
+fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (Ok(down), Ok(up)) = (down.await, up.await) else {
+            tracing::debug!("upgrade did not complete");
+            return;
+        };
+        let result =
+            tokio::io::copy_bidirectional(&mut TokioIo::new(down), &mut TokioIo::new(up)).await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "upgraded connection ended");
+        }
+    });
+}
+
+/// Reads a rejected request's body away (bounded) so HTTP/1.1 keep-alive survives the answer.
+async fn drain(req: Request<Incoming>) {
+    let body = Limited::new(req.into_body(), DRAIN_LIMIT);
+    let _ = tokio::time::timeout(DRAIN_TIME, body.collect()).await;
+}
+
+/// The authority as sent: `Host` for HTTP/1.1, `:authority` (in the URI) for HTTP/2.
+fn authority<B>(req: &Request<B>) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}

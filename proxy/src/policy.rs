@@ -1,0 +1,200 @@
+//! The snapshot compiled for the request path: endpoints by address, an LPM ipcache, and an
+//! `HttpRuleSet` per port/peer entry. Built once per revision, off the request path.
+
+use crate::ipcache::{IpCache, WORLD};
+use crate::{CompileError, PolicySnapshot, PortL7};
+use palisade_httpmatch::{Decision, HttpRuleSet, RequestView};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+/// A compiled snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct CompiledPolicy {
+    pub(crate) revision: u64,
+    ipcache: IpCache,
+    endpoints: Vec<CompiledEndpoint>,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+#[derive(Debug)]
+struct CompiledEndpoint {
+    identity: u32,
+    ingress: Vec<CompiledPort>,
+    egress: Vec<CompiledPort>,
+}
+
+#[derive(Debug)]
+struct CompiledPort {
+    first: u16,
+    last: u16,
+    peers: Vec<CompiledPeer>,
+}
+
+#[derive(Debug)]
+struct CompiledPeer {
+    /// `None` = any identity.
+    identities: Option<HashSet<u32>>,
+    /// `None` = allowed without L7 filtering.
+    rules: Option<HttpRuleSet>,
+}
+
+/// What one direction (the destination's ingress or the source's egress) says about a flow.
+#[derive(Debug)]
+pub(crate) enum DirectionPolicy<'a> {
+    /// No entry for this port and peer: this direction has nothing to say.
+    Absent,
+    /// A matching entry without HTTP rules: allowed at L3/L4, not filtered here.
+    Unfiltered,
+    /// HTTP rule sets of every matching entry; one of them must allow.
+    Filtered(Vec<&'a HttpRuleSet>),
+}
+
+/// Both directions of one flow, with the identities used.
+#[derive(Debug)]
+pub(crate) struct FlowPolicy<'a> {
+    pub(crate) src_identity: u32,
+    pub(crate) dst_identity: u32,
+    pub(crate) ingress: DirectionPolicy<'a>,
+    pub(crate) egress: DirectionPolicy<'a>,
+}
+
+impl CompiledPolicy {
+    /// Compiles every rule of the snapshot; the first bad rule fails the whole snapshot.
+    pub(crate) fn compile(snap: &PolicySnapshot) -> Result<CompiledPolicy, CompileError> {
+        let mut endpoints = Vec::with_capacity(snap.endpoints.len());
+        let mut by_ip = HashMap::new();
+        for ep in &snap.endpoints {
+            let ports = |direction: &'static str, ports: &[PortL7]| {
+                ports
+                    .iter()
+                    .map(|p| {
+                        compile_port(p).map_err(|source| CompileError {
+                            revision: snap.revision,
+                            endpoint: ep.name.clone(),
+                            direction,
+                            port: p.port,
+                            source,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let compiled = CompiledEndpoint {
+                identity: ep.identity,
+                ingress: ports("ingress", &ep.ingress)?,
+                egress: ports("egress", &ep.egress)?,
+            };
+            for ip in &ep.ips {
+                by_ip.insert(*ip, endpoints.len());
+            }
+            endpoints.push(compiled);
+        }
+        Ok(CompiledPolicy {
+            revision: snap.revision,
+            ipcache: IpCache::new(&snap.ipcache),
+            endpoints,
+            by_ip,
+        })
+    }
+
+    /// Identity of an address: a local endpoint's own identity, else the ipcache, else world.
+    pub(crate) fn identity(&self, ip: IpAddr) -> u32 {
+        match self.endpoint(ip) {
+            Some(ep) => ep.identity,
+            None => self.ipcache.lookup(ip).unwrap_or(WORLD),
+        }
+    }
+
+    fn endpoint(&self, ip: IpAddr) -> Option<&CompiledEndpoint> {
+        self.by_ip.get(&ip).map(|&i| &self.endpoints[i])
+    }
+
+    /// The rules that apply to a flow from `src` to `dst` in both directions.
+    pub(crate) fn flow(&self, src: SocketAddr, dst: SocketAddr) -> FlowPolicy<'_> {
+        let src_identity = self.identity(src.ip());
+        let dst_identity = self.identity(dst.ip());
+        let ingress = self
+            .endpoint(dst.ip())
+            .map_or(DirectionPolicy::Absent, |ep| {
+                direction(&ep.ingress, dst.port(), src_identity)
+            });
+        let egress = self
+            .endpoint(src.ip())
+            .map_or(DirectionPolicy::Absent, |ep| {
+                direction(&ep.egress, dst.port(), dst_identity)
+            });
+        FlowPolicy {
+            src_identity,
+            dst_identity,
+            ingress,
+            egress,
+        }
+    }
+}
+
+impl DirectionPolicy<'_> {
+    /// `None` when this direction does not filter, else the first allowing decision
+    /// (or a deny when no rule set allows).
+    pub(crate) fn check(&self, req: &RequestView<'_>) -> Option<Decision> {
+        let DirectionPolicy::Filtered(sets) = self else {
+            return None;
+        };
+        let mut last = Decision {
+            rule: None,
+            actions: Vec::new(),
+        };
+        for set in sets {
+            last = set.check(req);
+            if last.allowed() {
+                break;
+            }
+        }
+        Some(last)
+    }
+}
+
+fn direction(ports: &[CompiledPort], port: u16, peer: u32) -> DirectionPolicy<'_> {
+    let mut result = DirectionPolicy::Absent;
+    let mut sets = Vec::new();
+    for p in ports
+        .iter()
+        .filter(|p| p.first == 0 || (p.first..=p.last).contains(&port))
+    {
+        for peer_entry in p
+            .peers
+            .iter()
+            .filter(|e| e.identities.as_ref().is_none_or(|ids| ids.contains(&peer)))
+        {
+            match &peer_entry.rules {
+                // An L3/L4 allow for this peer makes the direction unfiltered, whatever else matches.
+                None => return DirectionPolicy::Unfiltered,
+                Some(set) => sets.push(set),
+            }
+        }
+    }
+    if !sets.is_empty() {
+        result = DirectionPolicy::Filtered(sets);
+    }
+    result
+}
+
+fn compile_port(p: &PortL7) -> Result<CompiledPort, palisade_httpmatch::HttpRuleError> {
+    let peers = p
+        .peers
+        .iter()
+        .map(|peer| {
+            Ok(CompiledPeer {
+                // Identity 0 in a policy key is the wildcard.
+                identities: match &peer.identities {
+                    Some(ids) if !ids.contains(&0) => Some(ids.iter().copied().collect()),
+                    _ => None,
+                },
+                rules: peer.http.as_deref().map(HttpRuleSet::compile).transpose()?,
+            })
+        })
+        .collect::<Result<_, palisade_httpmatch::HttpRuleError>>()?;
+    Ok(CompiledPort {
+        first: p.port,
+        last: p.end_port.max(p.port),
+        peers,
+    })
+}

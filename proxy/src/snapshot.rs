@@ -1,0 +1,57 @@
+//! The policy snapshot the agent hands to the proxy: plain, serializable data, so the proxy can
+//! also run in its own process. Compiled into lookup structures in `policy.rs`.
+
+use palisade_httpmatch::HttpRuleSpec;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Everything the proxy needs to decide, at one policy revision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySnapshot {
+    /// Increases with every change; reported back once applied.
+    pub revision: u64,
+    /// CIDR → identity; the longest prefix wins, no match is world (2).
+    pub ipcache: Vec<(ipnet::IpNet, u32)>,
+    /// Local endpoints with their L7 rules.
+    pub endpoints: Vec<EndpointL7>,
+}
+
+/// One local endpoint (pod) and its L7 rules per direction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointL7 {
+    /// Endpoint name, for logs and errors.
+    pub name: String,
+    /// Addresses owned by the endpoint.
+    pub ips: Vec<IpAddr>,
+    /// Its security identity (used for its own addresses ahead of the ipcache).
+    pub identity: u32,
+    /// Rules for traffic to this endpoint, by destination port.
+    pub ingress: Vec<PortL7>,
+    /// Rules for traffic from this endpoint, by destination port.
+    pub egress: Vec<PortL7>,
+}
+
+/// The peers allowed on a destination port range.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortL7 {
+    /// First destination port; 0 matches any port.
+    pub port: u16,
+    /// Last port of the range; 0 (or less than `port`) means just `port`.
+    #[serde(default)]
+    pub end_port: u16,
+    /// Allowed peers and their HTTP rules.
+    pub peers: Vec<PeerL7>,
+}
+
+/// One allowed peer set on a port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PeerL7 {
+    /// Remote identities; `None` (or a 0 in the list) means any peer.
+    pub identities: Option<Vec<u32>>,
+    /// HTTP rules; `None` means this peer is allowed on this port without L7 filtering.
+    pub http: Option<Vec<HttpRuleSpec>>,
+}
