@@ -22,8 +22,8 @@ use crate::error::ClientError;
 use crate::flow::MonitorFilter;
 use crate::http_util::ErrorBody;
 use crate::views::{
-    BpfPolicyEntryView, EndpointDetail, EndpointView, FqdnCacheView, IdentityView,
-    PolicyListView, StatusView, TraceRequest, TraceView,
+    BpfPolicyEntryView, EndpointDetail, EndpointView, FqdnCacheView, IdentityView, PolicyListView,
+    StatusView, TraceRequest, TraceView,
 };
 
 /// Default socket path of the agent's API.
@@ -146,7 +146,8 @@ impl Client {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|e| ClientError::from_connect(self.socket.clone(), e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         // The connection task ends by itself once the response body is consumed or dropped.
         tokio::spawn(async move {
             if let Err(e) = conn.await {

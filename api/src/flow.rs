@@ -175,12 +175,18 @@ mod tests {
             endpoint: Some("default/client-dev".into()),
             ..Default::default()
         };
-        assert!(by_src.matches(&e), "src name:port must match the endpoint filter");
+        assert!(
+            by_src.matches(&e),
+            "src name:port must match the endpoint filter"
+        );
         let prefix_only = MonitorFilter {
             endpoint: Some("default/client".into()),
             ..Default::default()
         };
-        assert!(!prefix_only.matches(&e), "a name prefix is not the endpoint");
+        assert!(
+            !prefix_only.matches(&e),
+            "a name prefix is not the endpoint"
+        );
         let verdict = MonitorFilter {
             verdict: Some("dropped".into()),
             kind: Some(FlowKind::Drop),
@@ -207,7 +213,13 @@ mod tests {
             Ok(MonitorFilter::default())
         );
         let err = MonitorFilter::from_query("type=bogus").unwrap_err();
-        assert!(err.contains("bogus"), "error must name the bad value: {err}");
-        assert!(MonitorFilter::from_query("color=red").is_err(), "unknown key must fail");
+        assert!(
+            err.contains("bogus"),
+            "error must name the bad value: {err}"
+        );
+        assert!(
+            MonitorFilter::from_query("color=red").is_err(),
+            "unknown key must fail"
+        );
     }
 }

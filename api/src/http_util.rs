@@ -32,7 +32,10 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 pub(crate) fn json<T: Serialize>(value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(bytes) => with_type(StatusCode::OK, "application/json", full(bytes)),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding answer: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding answer: {e}"),
+        ),
     }
 }
 

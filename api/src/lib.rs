@@ -23,7 +23,7 @@ pub use flow::{FlowEvent, FlowKind, MonitorFilter};
 pub use metrics::{serve_metrics, Metrics, MetricsServer, DEFAULT_METRICS_ADDR};
 pub use server::{serve_api, AgentApi};
 pub use views::{
-    BpfPolicyEntryView, DatapathStatus, DirectionView, EndpointDetail, EndpointView,
-    FqdnCacheView, IdentityView, PolicyEntryView, PolicyListView, PolicyView, ProxiesStatus,
-    StatusView, TraceRequest, TraceView,
+    BpfPolicyEntryView, DatapathStatus, DirectionView, EndpointDetail, EndpointView, FqdnCacheView,
+    IdentityView, PolicyEntryView, PolicyListView, PolicyView, ProxiesStatus, StatusView,
+    TraceRequest, TraceView,
 };

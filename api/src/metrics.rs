@@ -71,8 +71,8 @@ impl Metrics {
             Ok::<_, prometheus::Error>(g)
         };
         let histogram = |name: &str, help: &str, start: f64, count: usize| {
-            let opts = HistogramOpts::new(name, help)
-                .buckets(exponential_buckets(start, 2.0, count)?);
+            let opts =
+                HistogramOpts::new(name, help).buckets(exponential_buckets(start, 2.0, count)?);
             let h = Histogram::with_opts(opts)?;
             registry.register(Box::new(h.clone()))?;
             Ok::<_, prometheus::Error>(h)

@@ -30,8 +30,8 @@ use tokio::sync::broadcast;
 use crate::error::ApiError;
 use crate::flow::FlowEvent;
 use crate::views::{
-    BpfPolicyEntryView, EndpointDetail, EndpointView, FqdnCacheView, IdentityView,
-    PolicyListView, StatusView, TraceRequest, TraceView,
+    BpfPolicyEntryView, EndpointDetail, EndpointView, FqdnCacheView, IdentityView, PolicyListView,
+    StatusView, TraceRequest, TraceView,
 };
 
 /// What the agent exposes; one method per route.
