@@ -19,7 +19,10 @@ use crate::{
 const ALL_PROGS: [&str; 3] = [PROG_FROM_CONTAINER, PROG_TO_CONTAINER, PROG_FROM_NETDEV];
 
 fn link_err(path: &std::path::Path, message: impl ToString) -> DatapathError {
-    DatapathError::Link { path: path.into(), message: message.to_string() }
+    DatapathError::Link {
+        path: path.into(),
+        message: message.to_string(),
+    }
 }
 
 impl Datapath {
@@ -69,7 +72,11 @@ impl Datapath {
     }
 
     fn program(&mut self, prog: &'static str) -> Result<&mut SchedClassifier, DatapathError> {
-        let ebpf = if prog == PROG_FROM_NETDEV { &mut self.netdev } else { &mut self.lxc };
+        let ebpf = if prog == PROG_FROM_NETDEV {
+            &mut self.netdev
+        } else {
+            &mut self.lxc
+        };
         ebpf.program_mut(prog)
             .ok_or_else(|| link_err(&self.pin_dir, format!("no program {prog}")))?
             .try_into()
@@ -82,9 +89,6 @@ impl Datapath {
         prog_name: &'static str,
         attach_type: TcAttachType,
     ) -> Result<(), DatapathError> {
-        if !PathBuf::from("/sys/class/net").join(ifname).exists() {
-            return Err(DatapathError::NoInterface(ifname.into()));
-        }
         let path = self.link_path(ifname, prog_name);
         let prog = self.program(prog_name)?;
         match PinnedLink::from_pin(&path) {
@@ -93,7 +97,11 @@ impl Datapath {
                     debug!(ifname, prog = prog_name, "pinned link updated in place");
                     return Ok(());
                 }
-                warn!(ifname, prog = prog_name, "pinned link defunct, attaching anew");
+                warn!(
+                    ifname,
+                    prog = prog_name,
+                    "pinned link defunct, attaching anew"
+                );
                 fs::remove_file(&path).map_err(|e| link_err(&path, e))?;
             }
             Err(LinkError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => {}
@@ -106,7 +114,9 @@ impl Datapath {
                 TcAttachOptions::TcxOrder(LinkOrder::default()),
             )
             .map_err(|e| DatapathError::program(prog_name, e))?;
-        let link = prog.take_link(id).map_err(|e| DatapathError::program(prog_name, e))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| DatapathError::program(prog_name, e))?;
         let fd = FdLink::try_from(link).map_err(|e| link_err(&path, e))?;
         // Closing our fd afterwards keeps the link: the pin holds it.
         fd.pin(&path).map_err(|e| link_err(&path, e))?;
@@ -126,7 +136,9 @@ fn replace_in_place(
     };
     match prog.attach_to_link(link) {
         Ok(id) => {
-            let link = prog.take_link(id).map_err(|e| DatapathError::program(prog_name, e))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| DatapathError::program(prog_name, e))?;
             // Drop only the fd (FdLink has no detaching Drop); the pin keeps the link.
             drop(FdLink::try_from(link));
             Ok(true)

@@ -11,7 +11,10 @@ use crate::{
 
 /// Now on the clock bpf_ktime_get_ns() uses.
 pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -53,9 +56,9 @@ impl Datapath {
         let (family, addr) = keys::addr_bytes(ip);
         let map = lock(&self.ct);
         let (live, _) = live_entries(&map, monotonic_ns());
-        Ok(live.iter().any(|k| {
-            u32::from(k.family) == family && (k.saddr == addr || k.daddr == addr)
-        }))
+        Ok(live
+            .iter()
+            .any(|k| u32::from(k.family) == family && (k.saddr == addr || k.daddr == addr)))
     }
 
     /// Number of live conntrack entries.

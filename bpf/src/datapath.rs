@@ -75,7 +75,10 @@ fn load_object(
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(pin_dir)
         .load(data)
-        .map_err(|e| DatapathError::Load { object, source: Box::new(e) })?;
+        .map_err(|e| DatapathError::Load {
+            object,
+            source: Box::new(e),
+        })?;
     for &name in programs {
         let prog: &mut SchedClassifier = ebpf
             .program_mut(name)
@@ -94,8 +97,7 @@ fn open_pinned<T>(pin_dir: &Path, name: &'static str) -> Result<T, DatapathError
 where
     T: TryFrom<Map, Error = aya::maps::MapError>,
 {
-    let data =
-        MapData::from_pin(pin_dir.join(name)).map_err(|e| DatapathError::map(name, e))?;
+    let data = MapData::from_pin(pin_dir.join(name)).map_err(|e| DatapathError::map(name, e))?;
     let map = match name {
         "pal_ipcache" | "pal_policy" => Map::LpmTrie(data),
         "pal_endpoints" => Map::HashMap(data),
@@ -115,8 +117,10 @@ impl Datapath {
     /// Loads the embedded objects. Maps are pinned by name in `pin_dir` (on bpffs) and reused
     /// when already there, with their entries.
     pub fn load(pin_dir: &Path) -> Result<Datapath, DatapathError> {
-        fs::create_dir_all(pin_dir.join("links"))
-            .map_err(|source| DatapathError::PinDir { path: pin_dir.into(), source })?;
+        fs::create_dir_all(pin_dir.join("links")).map_err(|source| DatapathError::PinDir {
+            path: pin_dir.into(),
+            source,
+        })?;
         if !is_bpffs(pin_dir) {
             return Err(DatapathError::NotBpffs(pin_dir.into()));
         }

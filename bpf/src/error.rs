@@ -78,10 +78,16 @@ pub enum DatapathError {
 
 impl DatapathError {
     pub(crate) fn map(map: &'static str, source: aya::maps::MapError) -> Self {
-        DatapathError::Map { map, source: Box::new(source) }
+        DatapathError::Map {
+            map,
+            source: Box::new(source),
+        }
     }
 
     pub(crate) fn program(program: &'static str, source: aya::programs::ProgramError) -> Self {
-        DatapathError::Program { program, source: Box::new(source) }
+        DatapathError::Program {
+            program,
+            source: Box::new(source),
+        }
     }
 }

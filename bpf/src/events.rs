@@ -51,11 +51,19 @@ fn raw_event(b: &[u8]) -> Option<RawEvent> {
 
 fn event_of(r: &RawEvent) -> Event {
     let family = u32::from(r.family);
-    let src = SocketAddr::new(keys::addr_from(family, r.saddr), u16::from_be_bytes(r.sport_be));
-    let dst = SocketAddr::new(keys::addr_from(family, r.daddr), u16::from_be_bytes(r.dport_be));
+    let src = SocketAddr::new(
+        keys::addr_from(family, r.saddr),
+        u16::from_be_bytes(r.sport_be),
+    );
+    let dst = SocketAddr::new(
+        keys::addr_from(family, r.daddr),
+        u16::from_be_bytes(r.dport_be),
+    );
     let kind = match r.kind {
         abi::EVENT_DROP => EventKind::Drop,
-        abi::EVENT_REDIRECT => EventKind::Redirect { proxy_port: r.proxy_port },
+        abi::EVENT_REDIRECT => EventKind::Redirect {
+            proxy_port: r.proxy_port,
+        },
         _ => EventKind::Allow,
     };
     let hook = match r.hook {
@@ -66,7 +74,11 @@ fn event_of(r: &RawEvent) -> Event {
     Event {
         kind,
         reason: DropReason::from_raw(r.reason),
-        direction: if r.direction == abi::DIR_EGRESS { Direction::Egress } else { Direction::Ingress },
+        direction: if r.direction == abi::DIR_EGRESS {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        },
         hook,
         endpoint: r.endpoint,
         src_identity: r.src_identity,

@@ -46,7 +46,10 @@ pub(crate) fn endpoint_key(ip: IpAddr) -> EndpointKey {
 pub(crate) fn ipcache_key(net: IpNet) -> (u32, IpcacheKey) {
     let net = net.trunc();
     let (family, addr) = addr_bytes(net.network());
-    (32 + u32::from(net.prefix_len()), IpcacheKey { family, addr })
+    (
+        32 + u32::from(net.prefix_len()),
+        IpcacheKey { family, addr },
+    )
 }
 
 pub(crate) fn ipcache_net(prefixlen: u32, key: IpcacheKey) -> Option<IpNet> {
@@ -61,7 +64,11 @@ pub(crate) fn port_blocks(start: u16, end: u16) -> Vec<(u16, u8)> {
     let end = u32::from(end);
     while cur <= end {
         // Largest aligned block starting at `cur` that does not pass `end`.
-        let mut size = if cur == 0 { 1 << 16 } else { 1u32 << cur.trailing_zeros().min(16) };
+        let mut size = if cur == 0 {
+            1 << 16
+        } else {
+            1u32 << cur.trailing_zeros().min(16)
+        };
         while cur + size - 1 > end {
             size >>= 1;
         }
@@ -100,7 +107,9 @@ pub(crate) fn expand(
     let mut out: BTreeMap<TrieKey, Verdict> = BTreeMap::new();
     for e in entries {
         if e.end_port < e.port {
-            return Err(DatapathError::InvalidEntry(format!("{e:?}: end_port < port")));
+            return Err(DatapathError::InvalidEntry(format!(
+                "{e:?}: end_port < port"
+            )));
         }
         let all_ports = e.port == 0 && e.end_port == 0;
         let protos: Vec<u8> = match (e.proto, all_ports) {
@@ -121,7 +130,11 @@ pub(crate) fn expand(
                 keys.push((abi::POLICY_FIXED_BITS + 8, PolicyKey { proto, ..base }));
             } else {
                 for (start, bits) in port_blocks(e.port, e.end_port) {
-                    let k = PolicyKey { proto, port_be: start.to_be_bytes(), ..base };
+                    let k = PolicyKey {
+                        proto,
+                        port_be: start.to_be_bytes(),
+                        ..base
+                    };
                     keys.push((abi::POLICY_FIXED_BITS + 16 + u32::from(bits), k));
                 }
             }
@@ -133,8 +146,11 @@ pub(crate) fn expand(
             }
         }
     }
-    let denies: Vec<TrieKey> =
-        out.iter().filter(|(_, v)| **v == Verdict::Deny).map(|(k, _)| *k).collect();
+    let denies: Vec<TrieKey> = out
+        .iter()
+        .filter(|(_, v)| **v == Verdict::Deny)
+        .map(|(k, _)| *k)
+        .collect();
     for (key, verdict) in out.iter_mut() {
         if *verdict != Verdict::Deny && denies.iter().any(|d| covers(d, key)) {
             *verdict = Verdict::Deny;
@@ -189,7 +205,9 @@ pub(crate) fn decode(prefixlen: u32, k: &PolicyKey, v: &PolicyValue) -> PolicyEn
     };
     let verdict = match v.verdict {
         abi::VERDICT_DENY => Verdict::Deny,
-        abi::VERDICT_REDIRECT => Verdict::Redirect { proxy_port: v.proxy_port },
+        abi::VERDICT_REDIRECT => Verdict::Redirect {
+            proxy_port: v.proxy_port,
+        },
         _ => Verdict::Allow,
     };
     let port_bits = prefixlen.saturating_sub(abi::POLICY_FIXED_BITS + 16);
@@ -200,7 +218,14 @@ pub(crate) fn decode(prefixlen: u32, k: &PolicyKey, v: &PolicyValue) -> PolicyEn
         let size = 1u32 << (16 - port_bits);
         (start, (u32::from(start) + size - 1) as u16)
     };
-    PolicyEntry { direction, identity: k.identity, proto: k.proto, port, end_port, verdict }
+    PolicyEntry {
+        direction,
+        identity: k.identity,
+        proto: k.proto,
+        port,
+        end_port,
+        verdict,
+    }
 }
 
 #[cfg(test)]
@@ -209,13 +234,24 @@ mod tests {
 
     #[test]
     fn port_blocks_cover_range_exactly() {
-        for (s, e) in [(80, 80), (1, 65535), (0, 65535), (1000, 2000), (8080, 8090), (0, 0)] {
+        for (s, e) in [
+            (80, 80),
+            (1, 65535),
+            (0, 65535),
+            (1000, 2000),
+            (8080, 8090),
+            (0, 0),
+        ] {
             let blocks = port_blocks(s, e);
             let mut next = u32::from(s);
             for (start, bits) in &blocks {
                 assert_eq!(u32::from(*start), next, "blocks of {s}-{e} not contiguous");
                 let size = 1u32 << (16 - bits);
-                assert_eq!(u32::from(*start) % size, 0, "block {start}/{bits} not aligned");
+                assert_eq!(
+                    u32::from(*start) % size,
+                    0,
+                    "block {start}/{bits} not aligned"
+                );
                 next += size;
             }
             assert_eq!(next, u32::from(e) + 1, "blocks of {s}-{e} end at {next}");
@@ -234,12 +270,30 @@ mod tests {
             end_port: 80,
             verdict: Verdict::Allow,
         };
-        let deny = PolicyEntry { port: 0, end_port: 1023, verdict: Verdict::Deny, ..allow };
-        let other = PolicyEntry { identity: 301, ..allow };
+        let deny = PolicyEntry {
+            port: 0,
+            end_port: 1023,
+            verdict: Verdict::Deny,
+            ..allow
+        };
+        let other = PolicyEntry {
+            identity: 301,
+            ..allow
+        };
         let keys = expand(7, &[allow, deny, other]).expect("expand");
-        let v80 = keys.iter().find(|((l, k), _)| *l == 96 && k.identity == 300).map(|x| *x.1);
-        assert_eq!(v80, Some(Verdict::Deny), "allow inside deny range must become deny");
-        let v301 = keys.iter().find(|((_, k), _)| k.identity == 301).map(|x| *x.1);
+        let v80 = keys
+            .iter()
+            .find(|((l, k), _)| *l == 96 && k.identity == 300)
+            .map(|x| *x.1);
+        assert_eq!(
+            v80,
+            Some(Verdict::Deny),
+            "allow inside deny range must become deny"
+        );
+        let v301 = keys
+            .iter()
+            .find(|((_, k), _)| k.identity == 301)
+            .map(|x| *x.1);
         assert_eq!(v301, Some(Verdict::Allow), "other identity untouched");
     }
 

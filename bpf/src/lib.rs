@@ -26,6 +26,6 @@ pub use events::EventReader;
 pub use routing::{install_proxy_routing, PROXY_ROUTE_TABLE};
 pub use testrun::{TC_ACT_OK, TC_ACT_SHOT};
 pub use types::{
-    Counters, Direction, DropReason, EndpointInfo, Event, EventKind, Hook, PolicyEntry,
-    SyncStats, Verdict,
+    Counters, Direction, DropReason, EndpointInfo, Event, EventKind, Hook, PolicyEntry, SyncStats,
+    Verdict,
 };

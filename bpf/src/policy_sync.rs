@@ -36,13 +36,21 @@ impl Datapath {
             .collect();
         let mut map = lock(&self.policy);
         let all = read_all(&map)?;
-        let others = all.iter().filter(|((_, k), _)| k.endpoint != endpoint).count();
+        let others = all
+            .iter()
+            .filter(|((_, k), _)| k.endpoint != endpoint)
+            .count();
         let needed = others + desired.len();
         if needed > policy_map_capacity() {
-            return Err(DatapathError::PolicyCapacity { needed, capacity: policy_map_capacity() });
+            return Err(DatapathError::PolicyCapacity {
+                needed,
+                capacity: policy_map_capacity(),
+            });
         }
-        let current: BTreeMap<TrieKey, PolicyValue> =
-            all.into_iter().filter(|((_, k), _)| k.endpoint == endpoint).collect();
+        let current: BTreeMap<TrieKey, PolicyValue> = all
+            .into_iter()
+            .filter(|((_, k), _)| k.endpoint == endpoint)
+            .collect();
         let mut stats = SyncStats::default();
         for (key, value) in &desired {
             if current.get(key) == Some(value) {

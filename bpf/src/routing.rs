@@ -9,10 +9,13 @@ use crate::DatapathError;
 pub const PROXY_ROUTE_TABLE: u32 = 2004;
 
 fn ip(args: &[&str]) -> Result<std::process::Output, DatapathError> {
-    Command::new("ip").args(args).output().map_err(|e| DatapathError::Command {
-        command: format!("ip {}", args.join(" ")),
-        message: e.to_string(),
-    })
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| DatapathError::Command {
+            command: format!("ip {}", args.join(" ")),
+            message: e.to_string(),
+        })
 }
 
 fn ensure(family: &str, show: &[&str], needle: &str, add: &[&str]) -> Result<(), DatapathError> {
@@ -43,19 +46,32 @@ pub fn install_proxy_routing() -> Result<(), DatapathError> {
             family,
             &["rule", "show", "pref", "9"],
             "fwmark 0x200/0xf00 lookup 2004",
-            &["rule", "add", "fwmark", "0x200/0xf00", "lookup", "2004", "pref", "9"],
+            &[
+                "rule",
+                "add",
+                "fwmark",
+                "0x200/0xf00",
+                "lookup",
+                "2004",
+                "pref",
+                "9",
+            ],
         )
         .and_then(|()| {
             ensure(
                 family,
                 &["route", "show", "table", "2004"],
                 "local default dev lo",
-                &["route", "replace", "local", any, "dev", "lo", "table", "2004"],
+                &[
+                    "route", "replace", "local", any, "dev", "lo", "table", "2004",
+                ],
             )
         });
         match result {
             // IPv6 may be disabled in the namespace: IPv4 redirect still works.
-            Err(e) if family == "-6" => tracing::warn!(error = %e, "IPv6 proxy routing not installed"),
+            Err(e) if family == "-6" => {
+                tracing::warn!(error = %e, "IPv6 proxy routing not installed")
+            }
             other => other?,
         }
     }

@@ -34,7 +34,11 @@ impl Datapath {
             Hook::ToContainer => PROG_TO_CONTAINER,
             Hook::FromNetdev => PROG_FROM_NETDEV,
         };
-        let ebpf = if hook == Hook::FromNetdev { &self.netdev } else { &self.lxc };
+        let ebpf = if hook == Hook::FromNetdev {
+            &self.netdev
+        } else {
+            &self.lxc
+        };
         let prog: &SchedClassifier = ebpf
             .program(name)
             .ok_or_else(|| DatapathError::InvalidEntry(format!("no program {name}")))?
@@ -50,7 +54,9 @@ impl Datapath {
             ctx_in: Some(&ctx),
             ..TestRunOptions::default()
         };
-        let result = prog.test_run(opts).map_err(|e| DatapathError::program(name, e))?;
+        let result = prog
+            .test_run(opts)
+            .map_err(|e| DatapathError::program(name, e))?;
         Ok(result.return_value)
     }
 }

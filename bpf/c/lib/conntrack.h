@@ -77,27 +77,26 @@ static __always_inline void pal_ct_touch(const struct pal_flow *f, struct pal_ct
 }
 
 /*
- * Classifies the packet. A closing TCP entry hit by a fresh SYN counts as a miss (port
- * reuse), as does an expired entry.
+ * Classifies the packet. A closing TCP entry hit by a fresh SYN (either direction) counts as
+ * a miss (port reuse), as does an expired entry.
  */
 static __always_inline int pal_ct_lookup(const struct pal_flow *f, __u64 now)
 {
 	struct pal_ct_key k;
 	struct pal_ct_value *v;
 
+	int fresh_syn = f->proto == IPPROTO_TCP &&
+			(f->tcp_flags & (PAL_TCP_SYN | PAL_TCP_ACK)) == PAL_TCP_SYN;
+
 	pal_ct_key_of(f, &k, 0);
 	v = bpf_map_lookup_elem(&pal_ct, &k);
-	if (v && v->expires_ns > now) {
-		int fresh_syn = f->proto == IPPROTO_TCP &&
-				(f->tcp_flags & (PAL_TCP_SYN | PAL_TCP_ACK)) == PAL_TCP_SYN;
-		if (!(fresh_syn && v->state == PAL_CT_CLOSING)) {
-			pal_ct_touch(f, v, 0, now);
-			return PAL_CT_FORWARD;
-		}
+	if (v && v->expires_ns > now && !(fresh_syn && v->state == PAL_CT_CLOSING)) {
+		pal_ct_touch(f, v, 0, now);
+		return PAL_CT_FORWARD;
 	}
 	pal_ct_key_of(f, &k, 1);
 	v = bpf_map_lookup_elem(&pal_ct, &k);
-	if (v && v->expires_ns > now) {
+	if (v && v->expires_ns > now && !(fresh_syn && v->state == PAL_CT_CLOSING)) {
 		pal_ct_touch(f, v, 1, now);
 		return PAL_CT_REPLY;
 	}
