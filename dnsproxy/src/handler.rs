@@ -68,7 +68,12 @@ impl Outcome {
 
 impl Shared {
     /// Handles one client message; returns the answer to send, if any.
-    pub async fn handle(&self, packet: &[u8], addrs: Addrs, upstream: &mut Upstream) -> Option<Vec<u8>> {
+    pub async fn handle(
+        &self,
+        packet: &[u8],
+        addrs: Addrs,
+        upstream: &mut Upstream,
+    ) -> Option<Vec<u8>> {
         let time = SystemTime::now();
         let start = Instant::now();
         let outcome = match wire::parse_query(packet) {
@@ -164,7 +169,8 @@ impl Shared {
                 addrs: answer.info.addrs.clone(),
             };
             let started = Instant::now();
-            let res = tokio::time::timeout(self.config.learn_timeout, self.learner.learn(update)).await;
+            let res =
+                tokio::time::timeout(self.config.learn_timeout, self.learner.learn(update)).await;
             learn_latency = Some(started.elapsed());
             match res {
                 Ok(Ok(())) => {}
@@ -192,7 +198,13 @@ impl Shared {
         }
     }
 
-    fn finish(&self, o: Outcome, addrs: Addrs, time: SystemTime, start: Instant) -> Option<Vec<u8>> {
+    fn finish(
+        &self,
+        o: Outcome,
+        addrs: Addrs,
+        time: SystemTime,
+        start: Instant,
+    ) -> Option<Vec<u8>> {
         let counter = match o.verdict {
             Verdict::Forwarded => &self.stats.forwarded,
             Verdict::Refused => &self.stats.refused,

@@ -90,7 +90,7 @@ impl CompiledPolicy {
                 .insert(net.trunc(), *id);
         }
         let mut ipcache: Vec<_> = by_len.into_iter().collect();
-        ipcache.sort_by(|a, b| b.0.cmp(&a.0));
+        ipcache.sort_by_key(|e| std::cmp::Reverse(e.0));
         CompiledPolicy {
             revision: snap.revision,
             endpoints,

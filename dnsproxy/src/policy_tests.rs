@@ -118,8 +118,20 @@ fn deny_reasons() {
         Decision::Deny { reason, .. } => reason,
         Decision::Allow { .. } => "allowed",
     };
-    assert_eq!(reason("10.0.1.5", "10.96.0.10:53", "x.org"), "name not allowed");
-    assert_eq!(reason("10.0.1.5", "10.96.0.10:99", "x.org"), "no DNS rule for this port");
-    assert_eq!(reason("10.0.1.5", "8.8.8.8:53", "x.org"), "no DNS rule for this resolver");
-    assert_eq!(reason("10.9.9.9", "8.8.8.8:53", "x.org"), "source is not a local endpoint");
+    assert_eq!(
+        reason("10.0.1.5", "10.96.0.10:53", "x.org"),
+        "name not allowed"
+    );
+    assert_eq!(
+        reason("10.0.1.5", "10.96.0.10:99", "x.org"),
+        "no DNS rule for this port"
+    );
+    assert_eq!(
+        reason("10.0.1.5", "8.8.8.8:53", "x.org"),
+        "no DNS rule for this resolver"
+    );
+    assert_eq!(
+        reason("10.9.9.9", "8.8.8.8:53", "x.org"),
+        "source is not a local endpoint"
+    );
 }

@@ -132,8 +132,7 @@ fn recv_once(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
                 }
                 ControlMessageOwned::Ipv6OrigDstAddr(a) => {
                     let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-                    orig_dst =
-                        Some(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), 0, 0).into());
+                    orig_dst = Some(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), 0, 0).into());
                 }
                 _ => {}
             }

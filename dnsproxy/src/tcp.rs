@@ -18,7 +18,11 @@ use crate::upstream::{read_frame, write_frame, Upstream};
 const IDLE: Duration = Duration::from_secs(10);
 
 /// Serves the TCP listener until the task is dropped.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Semaphore>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) -> std::io::Result<()> {
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
@@ -31,7 +35,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Semaph
                 continue;
             }
         };
-        let Ok(local) = stream.local_addr() else { continue };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
         let addrs = Addrs {
             src: sockets::canonical(peer),
             resolver: sockets::canonical(local),
@@ -41,7 +47,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, limit: Arc<Semaph
     }
 }
 
-async fn connection(mut stream: TcpStream, addrs: Addrs, shared: Arc<Shared>, limit: Arc<Semaphore>) {
+async fn connection(
+    mut stream: TcpStream,
+    addrs: Addrs,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) {
     let mut upstream = Upstream::Tcp(None);
     loop {
         let packet = match tokio::time::timeout(IDLE, read_frame(&mut stream)).await {

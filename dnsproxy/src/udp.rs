@@ -14,7 +14,11 @@ use crate::sockets;
 use crate::upstream::{Upstream, MAX_MESSAGE};
 
 /// Serves the UDP listener until the task is dropped.
-pub async fn serve(sock: UdpSocket, shared: Arc<Shared>, limit: Arc<Semaphore>) -> std::io::Result<()> {
+pub async fn serve(
+    sock: UdpSocket,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) -> std::io::Result<()> {
     let sock = Arc::new(sock);
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; MAX_MESSAGE];

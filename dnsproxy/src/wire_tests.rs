@@ -64,18 +64,42 @@ fn parse_table() {
         ("empty", vec![], Kind::Drop),
         ("short", vec![1, 2, 3, 4, 5], Kind::Drop),
         ("header, no question", header(1, 0x0100, 0), Kind::FormErr),
-        ("question count, no body", header(2, 0x0100, 1), Kind::FormErr),
-        ("truncated name", {
-            let mut p = build_query(3, "api.github.com.", "A");
-            p.truncate(20);
-            p
-        }, Kind::FormErr),
+        (
+            "question count, no body",
+            header(2, 0x0100, 1),
+            Kind::FormErr,
+        ),
+        (
+            "truncated name",
+            {
+                let mut p = build_query(3, "api.github.com.", "A");
+                p.truncate(20);
+                p
+            },
+            Kind::FormErr,
+        ),
         ("response bit set", header(4, 0x8100, 1), Kind::Drop),
         ("compression loop", compression_loop(), Kind::FormErr),
-        ("garbage", (0..200u8).map(|b| b.wrapping_mul(37)).collect(), Kind::FormErr),
-        ("plain A", build_query(5, "api.github.com.", "A"), Kind::Query("api.github.com.", "A")),
-        ("mixed case", build_query(6, "API.GitHub.Com.", "AAAA"), Kind::Query("api.github.com.", "AAAA")),
-        ("multi-question decides on first", multi_question(), Kind::Query("first.example.com.", "A")),
+        (
+            "garbage",
+            (0..200u8).map(|b| b.wrapping_mul(37)).collect(),
+            Kind::FormErr,
+        ),
+        (
+            "plain A",
+            build_query(5, "api.github.com.", "A"),
+            Kind::Query("api.github.com.", "A"),
+        ),
+        (
+            "mixed case",
+            build_query(6, "API.GitHub.Com.", "AAAA"),
+            Kind::Query("api.github.com.", "AAAA"),
+        ),
+        (
+            "multi-question decides on first",
+            multi_question(),
+            Kind::Query("first.example.com.", "A"),
+        ),
     ];
     for (what, packet, want) in cases {
         assert_eq!(kind(&packet), want, "case {what:?}");
@@ -86,7 +110,10 @@ fn parse_table() {
 fn oversized_query_does_not_panic() {
     // Trailing junk after a valid question: either reading is fine, as long as nothing panics.
     let k = kind(&oversized());
-    assert!(k != Kind::Drop, "a readable header is never dropped silently, got {k:?}");
+    assert!(
+        k != Kind::Drop,
+        "a readable header is never dropped silently, got {k:?}"
+    );
 }
 
 #[test]
@@ -145,8 +172,16 @@ fn cname_chain_is_followed() {
     let packet = response(
         &q,
         vec![
-            rec("www.example.com.", 300, RData::CNAME(CNAME(name("Edge.Example.net.")))),
-            rec("edge.example.net.", 60, RData::CNAME(CNAME(name("e1.cdn.net.")))),
+            rec(
+                "www.example.com.",
+                300,
+                RData::CNAME(CNAME(name("Edge.Example.net."))),
+            ),
+            rec(
+                "edge.example.net.",
+                60,
+                RData::CNAME(CNAME(name("e1.cdn.net."))),
+            ),
             rec("e1.cdn.net.", 20, v4("192.0.2.1")),
             rec("e1.cdn.net.", 20, v4("192.0.2.1")),
             rec("e1.cdn.net.", 30, RData::AAAA(AAAA(Ipv6Addr::LOCALHOST))),
@@ -155,7 +190,10 @@ fn cname_chain_is_followed() {
     );
     let info = parse_answer(&q, &packet).expect("answer matches query");
     assert_eq!(info.rcode, rcode::NOERROR);
-    assert_eq!(info.names, ["www.example.com.", "edge.example.net.", "e1.cdn.net."]);
+    assert_eq!(
+        info.names,
+        ["www.example.com.", "edge.example.net.", "e1.cdn.net."]
+    );
     assert_eq!(
         info.addrs,
         [
@@ -186,9 +224,21 @@ fn mismatched_replies_are_ignored() {
     let q = query(3, "api.github.com.", "A");
     let other_id = query(4, "api.github.com.", "A");
     let other_name = query(3, "evil.com.", "A");
-    assert!(parse_answer(&q, &response(&other_id, vec![])).is_none(), "different ID");
-    assert!(parse_answer(&q, &response(&other_name, vec![])).is_none(), "different question");
+    assert!(
+        parse_answer(&q, &response(&other_id, vec![])).is_none(),
+        "different ID"
+    );
+    assert!(
+        parse_answer(&q, &response(&other_name, vec![])).is_none(),
+        "different question"
+    );
     assert!(parse_answer(&q, &[0u8; 5]).is_none(), "garbage");
-    assert!(parse_answer(&q, &build_query(3, "api.github.com.", "A")).is_none(), "a query, not a response");
-    assert!(parse_answer(&q, &response(&q, vec![])).is_some(), "the real answer");
+    assert!(
+        parse_answer(&q, &build_query(3, "api.github.com.", "A")).is_none(),
+        "a query, not a response"
+    );
+    assert!(
+        parse_answer(&q, &response(&q, vec![])).is_some(),
+        "the real answer"
+    );
 }

@@ -1,0 +1,294 @@
+//! End to end in network namespaces: real `dig` in a pod namespace, iptables TPROXY to the proxy
+//! in a node namespace, real dnsmasq as the resolver. Needs root; skipped (with a note) otherwise.
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/learner.rs"]
+mod learner;
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lab::{Lab, ProxyThread, DEAD_RESOLVER_IP, POD_IP, RESOLVER_IP};
+use learner::RecordingLearner;
+use palisade_dnsproxy::{
+    DnsPeer, DnsPortRule, DnsProxyConfig, DnsSnapshot, EndpointDns, RejectCode, Transport, Verdict,
+};
+use palisade_policy::fqdn::FqdnSelector;
+
+const PROXY_PORT: u16 = 15053;
+const RESOLVER_ID: u32 = 300;
+const LEARN_DELAY: Duration = Duration::from_millis(200);
+
+fn snapshot() -> DnsSnapshot {
+    DnsSnapshot {
+        revision: 1,
+        ipcache: vec![(
+            format!("{RESOLVER_IP}/32").parse().expect("net"),
+            RESOLVER_ID,
+        )],
+        endpoints: vec![EndpointDns {
+            name: "default/pod".into(),
+            ips: vec![POD_IP.parse().expect("ip")],
+            identity: 256,
+            rules: vec![DnsPortRule {
+                port: 53,
+                peers: vec![
+                    DnsPeer {
+                        identities: Some(vec![RESOLVER_ID]),
+                        patterns: Some(vec![
+                            FqdnSelector::pattern("*.github.com"),
+                            FqdnSelector::pattern("*.palisade.test"),
+                        ]),
+                    },
+                    // Any resolver, but only this name: reaches the dead resolver.
+                    DnsPeer {
+                        identities: None,
+                        patterns: Some(vec![FqdnSelector::name("dead.test")]),
+                    },
+                ],
+            }],
+        }],
+    }
+}
+
+fn config(reject: RejectCode) -> DnsProxyConfig {
+    DnsProxyConfig {
+        listen_port: PROXY_PORT,
+        upstream_timeout: Duration::from_secs(1),
+        learn_timeout: Duration::from_secs(2),
+        reject,
+        ..DnsProxyConfig::default()
+    }
+}
+
+const DNSMASQ: &[&str] = &[
+    "--address=/api.github.com/10.99.0.10",
+    "--host-record=target.palisade.test,10.99.0.20",
+    "--cname=www.palisade.test,target.palisade.test",
+    "--local-ttl=30",
+];
+
+fn status(out: &str) -> &str {
+    out.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("(none)")
+}
+
+fn query_ms(out: &str) -> u64 {
+    out.split(";; Query time: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no query time in dig output:\n{out}"))
+}
+
+fn skip_unless_root() -> bool {
+    if netns::is_root() {
+        return false;
+    }
+    eprintln!("skipped: netns tests need root");
+    true
+}
+
+#[test]
+fn allowed_refused_learned_over_udp_and_tcp() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new("main", PROXY_PORT, DNSMASQ);
+    let learner = Arc::new(RecordingLearner::new(LEARN_DELAY));
+    let mut proxy = ProxyThread::start(
+        &lab.node,
+        config(RejectCode::Refused),
+        snapshot(),
+        learner.clone(),
+    );
+    let at = format!("@{RESOLVER_IP}");
+
+    // Allowed over UDP: the answer, from the resolver's address, after the learner finished.
+    let before = Instant::now();
+    let out = lab.dig(&[&at, "api.github.com"]);
+    let after = Instant::now();
+    assert_eq!(status(&out), "NOERROR", "allowed name:\n{out}");
+    assert!(out.contains("10.99.0.10"), "address in the answer:\n{out}");
+    assert!(
+        out.contains(&format!("SERVER: {RESOLVER_IP}#53")),
+        "answer from the resolver address:\n{out}"
+    );
+    assert!(
+        query_ms(&out) >= 200,
+        "answer held until the 200 ms learner returned:\n{out}"
+    );
+    let flow = proxy.flow_for("api.github.com.");
+    assert_eq!(
+        (flow.verdict, flow.rcode, flow.transport),
+        (Verdict::Forwarded, Some(0), Transport::Udp)
+    );
+    assert_eq!(flow.endpoint.as_deref(), Some("default/pod"));
+    assert_eq!(
+        flow.resolver.to_string(),
+        format!("{RESOLVER_IP}:53"),
+        "original destination"
+    );
+    let learn = flow.learn_latency.expect("learner was called");
+    assert!(
+        learn >= LEARN_DELAY && flow.latency >= learn,
+        "learned before release: {flow:?}"
+    );
+    let calls = learner.calls();
+    assert_eq!(calls.len(), 1, "one learn call: {calls:?}");
+    assert!(
+        before < calls[0].started
+            && calls[0].finished - calls[0].started >= LEARN_DELAY
+            && calls[0].finished < after,
+        "learner ran during the dig: {:?}",
+        calls[0]
+    );
+    let u = &calls[0].update;
+    assert_eq!(
+        (u.endpoint.as_str(), u.qname.as_str()),
+        ("default/pod", "api.github.com.")
+    );
+    assert_eq!(u.source.to_string(), POD_IP);
+    assert_eq!(u.addrs, vec![("10.99.0.10".parse().expect("ip"), 30)]);
+
+    // Refused over UDP: REFUSED at once, and the resolver never saw it.
+    let out = lab.dig(&[&at, "example.org"]);
+    assert_eq!(status(&out), "REFUSED", "denied name:\n{out}");
+    assert!(
+        out.contains("QUESTION SECTION:\n;example.org."),
+        "question echoed:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("SERVER: {RESOLVER_IP}#53")),
+        "refusal from the resolver address:\n{out}"
+    );
+    let flow = proxy.flow_for("example.org.");
+    assert_eq!((flow.verdict, flow.rcode), (Verdict::Refused, Some(5)));
+    assert_eq!(flow.learn_latency, None, "no learning for a refused query");
+
+    // CNAME chain: the learner sees the name asked, the target and the target's address.
+    let out = lab.dig(&[&at, "www.palisade.test"]);
+    assert_eq!(status(&out), "NOERROR", "CNAME:\n{out}");
+    let calls = learner.calls();
+    let u = &calls.last().expect("learn call").update;
+    assert_eq!(u.qname, "www.palisade.test.");
+    assert_eq!(
+        u.names,
+        vec![
+            "www.palisade.test.".to_string(),
+            "target.palisade.test.".to_string()
+        ]
+    );
+    assert_eq!(u.addrs, vec![("10.99.0.20".parse().expect("ip"), 30)]);
+
+    // TCP: same decisions, length-prefixed, through the transparent TCP listener.
+    let out = lab.dig(&["+tcp", &at, "api.github.com"]);
+    assert_eq!(status(&out), "NOERROR", "allowed over TCP:\n{out}");
+    assert!(
+        out.contains("10.99.0.10") && out.contains("(TCP)"),
+        "TCP answer:\n{out}"
+    );
+    assert_eq!(proxy.flow_for("api.github.com.").transport, Transport::Tcp);
+    let out = lab.dig(&["+tcp", &at, "example.org"]);
+    assert_eq!(status(&out), "REFUSED", "denied over TCP:\n{out}");
+
+    // Case does not matter; a name outside the pattern's single label does.
+    assert_eq!(status(&lab.dig(&[&at, "API.GitHub.COM"])), "NOERROR");
+    assert_eq!(status(&lab.dig(&[&at, "a.b.github.com"])), "REFUSED");
+
+    let log = lab.resolver_log();
+    assert!(
+        log.contains("api.github.com"),
+        "resolver saw allowed queries:\n{log}"
+    );
+    assert!(
+        !log.contains("example.org") && !log.contains("a.b.github.com"),
+        "resolver never saw denied queries:\n{log}"
+    );
+}
+
+#[test]
+fn dead_upstream_servfail_nxdomain_option_and_formerr() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new("err", PROXY_PORT, DNSMASQ);
+    let learner = Arc::new(RecordingLearner::new(Duration::ZERO));
+    let mut proxy = ProxyThread::start(
+        &lab.node,
+        config(RejectCode::NameError),
+        snapshot(),
+        learner.clone(),
+    );
+
+    // Allowed, but nothing answers at that address: SERVFAIL after upstream_timeout, not a hang.
+    let out = lab.dig(&[&format!("@{DEAD_RESOLVER_IP}"), "dead.test"]);
+    assert_eq!(status(&out), "SERVFAIL", "dead upstream:\n{out}");
+    let flow = proxy.flow_for("dead.test.");
+    assert_eq!((flow.verdict, flow.rcode), (Verdict::Error, Some(2)));
+    let out = lab.dig(&["+tcp", &format!("@{DEAD_RESOLVER_IP}"), "dead.test"]);
+    assert_eq!(status(&out), "SERVFAIL", "dead upstream over TCP:\n{out}");
+
+    // reject: nameError.
+    let out = lab.dig(&[&format!("@{RESOLVER_IP}"), "example.org"]);
+    assert_eq!(status(&out), "NXDOMAIN", "nameError reject code:\n{out}");
+
+    // Garbage with a readable header → FORMERR with the ID echoed, from the resolver address.
+    let reply = send_raw_from_pod(
+        &lab.pod,
+        &[0xAB, 0xCD, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, b'x'],
+    );
+    assert_eq!(&reply.0[..2], &[0xAB, 0xCD], "ID echoed: {:?}", reply.0);
+    assert_eq!(reply.0[3] & 0x0f, 1, "FORMERR: {:?}", reply.0);
+    assert_eq!(
+        reply.1.to_string(),
+        format!("{RESOLVER_IP}:53"),
+        "from the resolver address"
+    );
+    assert!(learner.calls().is_empty(), "nothing learned");
+
+    // A policy update applies to the next query: allow example.org.
+    let mut snap = snapshot();
+    snap.revision = 2;
+    snap.endpoints[0].rules[0].peers[1].patterns = None;
+    proxy.snapshots.send(Arc::new(snap)).expect("update");
+    let mut last = String::new();
+    for _ in 0..50 {
+        last = lab.dig(&[&format!("@{RESOLVER_IP}"), "example.org"]);
+        if status(&last) != "NXDOMAIN" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // dnsmasq has no data for it and no upstream: it answers REFUSED itself, so look at the log.
+    assert!(
+        lab.resolver_log().contains("example.org"),
+        "forwarded after the update:\n{last}"
+    );
+}
+
+/// Sends raw bytes to the resolver from inside the pod namespace; returns the reply and its source.
+fn send_raw_from_pod(pod: &str, bytes: &[u8]) -> (Vec<u8>, std::net::SocketAddr) {
+    let path = format!("/run/netns/{pod}");
+    let bytes = bytes.to_vec();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.send_to(&bytes, format!("{RESOLVER_IP}:53"))
+            .expect("send");
+        let mut buf = [0u8; 512];
+        let (n, from) = s.recv_from(&mut buf).expect("a reply to a malformed query");
+        (buf[..n].to_vec(), from)
+    })
+    .join()
+    .expect("raw sender thread")
+}
