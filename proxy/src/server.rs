@@ -169,8 +169,9 @@ fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF))
         .max_headers(limits.max_headers)
-        .keep_alive(true)
-        .pipeline_flush(true);
+        // Pipelining works without `pipeline_flush`; with it hyper 1.12 closes without
+        // flushing the 431 it wrote for an oversized head.
+        .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
