@@ -4,14 +4,22 @@
 //! and proxy snapshots.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
+pub mod compile;
+pub mod engine;
 pub mod error;
 pub mod fqdn;
+pub mod identity;
 pub mod labels;
 pub mod load;
 pub mod model;
+pub mod ports;
+pub mod resolve;
 pub mod selector;
 pub mod topology;
+pub mod trace;
 pub mod values;
 
 pub use error::{LoadError, SourceLocation, Warning};
+pub use engine::Engine;
 pub use topology::Topology;

@@ -369,6 +369,32 @@ pub struct HttpRule {
     pub header_matches: Vec<HeaderMatch>,
 }
 
+impl HttpRule {
+    /// The rule in the form the HTTP matcher compiles.
+    pub fn to_spec(&self) -> palisade_httpmatch::HttpRuleSpec {
+        palisade_httpmatch::HttpRuleSpec {
+            method: self.method.as_ref().map(|r| r.0.clone()),
+            path: self.path.as_ref().map(|r| r.0.clone()),
+            host: self.host.as_ref().map(|r| r.0.clone()),
+            headers: self.headers.clone(),
+            header_matches: self
+                .header_matches
+                .iter()
+                .map(|h| palisade_httpmatch::HeaderMatch {
+                    name: h.name.clone(),
+                    value: h.value.clone(),
+                    mismatch: h.mismatch.map(|m| match m {
+                        MismatchAction::Log => palisade_httpmatch::Mismatch::Log,
+                        MismatchAction::Add => palisade_httpmatch::Mismatch::Add,
+                        MismatchAction::Delete => palisade_httpmatch::Mismatch::Delete,
+                        MismatchAction::Replace => palisade_httpmatch::Mismatch::Replace,
+                    }),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// `headerMatches` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -466,7 +492,7 @@ pub struct KnpSpec {
 }
 
 /// `Ingress` / `Egress`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KnpPolicyType {
     /// Ingress.
     Ingress,

@@ -115,6 +115,15 @@ impl Selector {
         self
     }
 
+    /// A selector requiring both `a` and `b`.
+    pub fn intersect(a: Selector, b: Selector) -> Self {
+        let mut reqs = a.reqs;
+        reqs.extend(b.reqs);
+        reqs.sort();
+        reqs.dedup();
+        Selector { reqs }
+    }
+
     /// True when the selector names a key (any source).
     pub fn mentions(&self, key: &str) -> bool {
         self.reqs.iter().any(|r| r.key == key)
