@@ -37,8 +37,8 @@ impl IpCache {
         }
         let mut v4: Vec<_> = v4.into_iter().collect();
         let mut v6: Vec<_> = v6.into_iter().collect();
-        v4.sort_by(|a, b| b.0.cmp(&a.0));
-        v6.sort_by(|a, b| b.0.cmp(&a.0));
+        v4.sort_by_key(|e| std::cmp::Reverse(e.0));
+        v6.sort_by_key(|e| std::cmp::Reverse(e.0));
         IpCache { v4, v6 }
     }
 

@@ -40,7 +40,11 @@ fn service_ingress(revision: u64, peers: Vec<PeerL7>) -> PolicySnapshot {
             name: "service".into(),
             ips: vec![IpAddr::V4(SERVER)],
             identity: SERVICE_ID,
-            ingress: vec![PortL7 { port: 80, end_port: 0, peers }],
+            ingress: vec![PortL7 {
+                port: 80,
+                end_port: 0,
+                peers,
+            }],
             egress: vec![],
         }],
     }
@@ -50,7 +54,10 @@ fn service_ingress(revision: u64, peers: Vec<PeerL7>) -> PolicySnapshot {
 fn s9(revision: u64) -> PolicySnapshot {
     service_ingress(
         revision,
-        vec![PeerL7 { identities: Some(vec![PROD_ID]), http: Some(rules(r#"[{"method":"GET","path":"/public"}]"#)) }],
+        vec![PeerL7 {
+            identities: Some(vec![PROD_ID]),
+            http: Some(rules(r#"[{"method":"GET","path":"/public"}]"#)),
+        }],
     )
 }
 
@@ -71,29 +78,74 @@ fn s9_public_page_exact_403_and_keep_alive_after_deny() {
     send(&mut conn, &request("GET", "/public", ""));
     let ok = read_response(&mut conn);
     assert_eq!(ok.status(), 200, "GET /public from prod: {ok:?}");
-    assert_eq!(String::from_utf8_lossy(&ok.body), PAGE_PUBLIC, "the page comes from the upstream");
+    assert_eq!(
+        String::from_utf8_lossy(&ok.body),
+        PAGE_PUBLIC,
+        "the page comes from the upstream"
+    );
 
     send(&mut conn, &request("GET", "/private", ""));
     let denied = read_response(&mut conn);
-    assert!(denied.head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "status line: {:?}", denied.head);
-    assert_eq!(denied.header("content-type"), Some("text/plain"), "{denied:?}");
+    assert!(
+        denied.head.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+        "status line: {:?}",
+        denied.head
+    );
+    assert_eq!(
+        denied.header("content-type"),
+        Some("text/plain"),
+        "{denied:?}"
+    );
     assert_eq!(denied.header("content-length"), Some("15"), "{denied:?}");
-    assert_eq!(denied.body, b"Access denied\r\n", "cilium-envoy's deny body");
+    assert_eq!(
+        denied.body, b"Access denied\r\n",
+        "cilium-envoy's deny body"
+    );
 
     send(&mut conn, &request("GET", "/public", ""));
-    assert_eq!(read_response(&mut conn).status(), 200, "the connection stays usable after a deny");
+    assert_eq!(
+        read_response(&mut conn).status(),
+        200,
+        "the connection stays usable after a deny"
+    );
 
     let seen: Vec<String> = lab.seen().iter().map(|s| s.path.clone()).collect();
-    assert_eq!(seen, vec!["/public", "/public"], "the denied request never reached the upstream");
-    assert!(lab.ns.marked_packets("0xa00") > 0, "ingress-decided upstream traffic carries mark 0xa00");
-    assert_eq!(lab.ns.marked_packets("0xb00"), 0, "no egress rule decided, so no 0xb00");
+    assert_eq!(
+        seen,
+        vec!["/public", "/public"],
+        "the denied request never reached the upstream"
+    );
+    assert!(
+        lab.ns.marked_packets("0xa00") > 0,
+        "ingress-decided upstream traffic carries mark 0xa00"
+    );
+    assert_eq!(
+        lab.ns.marked_packets("0xb00"),
+        0,
+        "no egress rule decided, so no 0xb00"
+    );
 
     let first = lab.next_flow();
-    assert_eq!((first.verdict, first.status), (FlowVerdict::Forwarded, 200), "{first:?}");
-    assert_eq!((first.src_identity, first.dst_identity), (PROD_ID, SERVICE_ID), "{first:?}");
-    assert_eq!(first.dst.to_string(), "10.77.0.2:80", "original destination recorded: {first:?}");
+    assert_eq!(
+        (first.verdict, first.status),
+        (FlowVerdict::Forwarded, 200),
+        "{first:?}"
+    );
+    assert_eq!(
+        (first.src_identity, first.dst_identity),
+        (PROD_ID, SERVICE_ID),
+        "{first:?}"
+    );
+    assert_eq!(
+        first.dst.to_string(),
+        "10.77.0.2:80",
+        "original destination recorded: {first:?}"
+    );
     let second = lab.next_flow();
-    assert_eq!((second.verdict, second.status, second.path.as_str()), (FlowVerdict::Denied, 403, "/private"));
+    assert_eq!(
+        (second.verdict, second.status, second.path.as_str()),
+        (FlowVerdict::Denied, 403, "/private")
+    );
 }
 
 #[test]
@@ -127,9 +179,17 @@ fn s10_path_anchors_methods_and_headers_with_curl() {
             assert_eq!(body, "Access denied\r\n", "deny body for {args:?} {path}");
         }
     }
-    let seen: Vec<(String, String)> = lab.seen().iter().map(|s| (s.method.clone(), s.path.clone())).collect();
+    let seen: Vec<(String, String)> = lab
+        .seen()
+        .iter()
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect();
     let want = [("GET", "/path1"), ("PUT", "/path2"), ("PUT", "/path2")];
-    assert_eq!(seen, want.map(|(m, p)| (m.to_string(), p.to_string())), "only allowed requests reached upstream");
+    assert_eq!(
+        seen,
+        want.map(|(m, p)| (m.to_string(), p.to_string())),
+        "only allowed requests reached upstream"
+    );
 }
 
 #[test]
@@ -149,7 +209,11 @@ fn path_normalization_before_matching() {
         assert_eq!(code, *want, "{path}: body {body:?}");
     }
     let seen: Vec<String> = lab.seen().iter().map(|s| s.path.clone()).collect();
-    assert_eq!(seen, vec!["/public", "/public"], "the upstream receives the normalized path");
+    assert_eq!(
+        seen,
+        vec!["/public", "/public"],
+        "the upstream receives the normalized path"
+    );
 }
 
 #[test]
@@ -157,20 +221,35 @@ fn policy_update_applies_to_next_request_on_open_connection() {
     let lab = Lab::start(ProxyConfig::default(), s9(1));
     let mut conn = lab.ns.connect(PROD);
     send(&mut conn, &request("GET", "/private", ""));
-    assert_eq!(read_response(&mut conn).status(), 403, "denied under revision 1");
+    assert_eq!(
+        read_response(&mut conn).status(),
+        403,
+        "denied under revision 1"
+    );
 
     let mut open = s9(2);
     open.endpoints[0].ingress[0].peers[0].http = Some(rules(r#"[{"method":"GET"}]"#));
     lab.update(open);
     send(&mut conn, &request("GET", "/private", ""));
-    assert_eq!(read_response(&mut conn).status(), 200, "allowed under revision 2, same connection");
+    assert_eq!(
+        read_response(&mut conn).status(),
+        200,
+        "allowed under revision 2, same connection"
+    );
 
     let mut bad = s9(3);
     bad.endpoints[0].ingress[0].peers[0].http = Some(rules(r#"[{"path":"/a("}]"#));
     let applied = lab_applied_after_bad_update(&lab, bad);
-    assert_eq!(applied, 2, "a snapshot with a bad regex never replaces the one in force");
+    assert_eq!(
+        applied, 2,
+        "a snapshot with a bad regex never replaces the one in force"
+    );
     send(&mut conn, &request("GET", "/private", ""));
-    assert_eq!(read_response(&mut conn).status(), 200, "revision 2 still enforced");
+    assert_eq!(
+        read_response(&mut conn).status(),
+        200,
+        "revision 2 still enforced"
+    );
 }
 
 /// Sends a snapshot that cannot compile, then a probe snapshot 4 equal to revision 2's rules;
@@ -186,21 +265,52 @@ fn lab_applied_after_bad_update(lab: &Lab, bad: PolicySnapshot) -> u64 {
 fn pipelined_requests_answer_in_order() {
     let lab = Lab::start(ProxyConfig::default(), s9(1));
     let mut conn = lab.ns.connect(PROD);
-    let both = format!("{}{}{}", request("GET", "/public", ""), request("GET", "/private", ""), request("GET", "/public", ""));
+    let both = format!(
+        "{}{}{}",
+        request("GET", "/public", ""),
+        request("GET", "/private", ""),
+        request("GET", "/public", "")
+    );
     send(&mut conn, &both);
     let statuses: Vec<u16> = (0..3).map(|_| read_response(&mut conn).status()).collect();
-    assert_eq!(statuses, vec![200, 403, 200], "pipelined responses in request order");
+    assert_eq!(
+        statuses,
+        vec![200, 403, 200],
+        "pipelined responses in request order"
+    );
 }
 
 #[test]
 fn http2_prior_knowledge_and_grpc_deny() {
     let lab = Lab::start(ProxyConfig::default(), s9(1));
-    let (code, body) = curl_status(&lab, &["--http2-prior-knowledge", &format!("http://{SERVER}/public")]);
-    assert_eq!((code.as_str(), body.as_str()), ("200", PAGE_PUBLIC), "h2c GET /public");
-    let (code, body) = curl_status(&lab, &["--http2-prior-knowledge", &format!("http://{SERVER}/private")]);
-    assert_eq!((code.as_str(), body.as_str()), ("403", "Access denied\r\n"), "h2c GET /private");
+    let (code, body) = curl_status(
+        &lab,
+        &[
+            "--http2-prior-knowledge",
+            &format!("http://{SERVER}/public"),
+        ],
+    );
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", PAGE_PUBLIC),
+        "h2c GET /public"
+    );
+    let (code, body) = curl_status(
+        &lab,
+        &[
+            "--http2-prior-knowledge",
+            &format!("http://{SERVER}/private"),
+        ],
+    );
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("403", "Access denied\r\n"),
+        "h2c GET /private"
+    );
     assert!(
-        lab.seen().iter().all(|s| s.version == http::Version::HTTP_2),
+        lab.seen()
+            .iter()
+            .all(|s| s.version == http::Version::HTTP_2),
         "HTTP/2 from the client goes upstream as HTTP/2: {:?}",
         lab.seen()
     );
@@ -215,20 +325,44 @@ fn http2_prior_knowledge_and_grpc_deny() {
         &format!("http://{SERVER}/pkg.Service/Method"),
     ]);
     let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(head.starts_with("http/2 200"), "gRPC deny is HTTP 200: {head}");
-    assert!(head.contains("grpc-status: 7"), "gRPC deny carries PERMISSION_DENIED: {head}");
+    assert!(
+        head.starts_with("http/2 200"),
+        "gRPC deny is HTTP 200: {head}"
+    );
+    assert!(
+        head.contains("grpc-status: 7"),
+        "gRPC deny carries PERMISSION_DENIED: {head}"
+    );
 }
 
 #[test]
 fn no_policy_for_flow_fails_closed_with_500() {
-    let lab = Lab::start(ProxyConfig::default(), PolicySnapshot { revision: 1, ipcache: ipcache(), endpoints: vec![] });
+    let lab = Lab::start(
+        ProxyConfig::default(),
+        PolicySnapshot {
+            revision: 1,
+            ipcache: ipcache(),
+            endpoints: vec![],
+        },
+    );
     let (code, _) = curl_status(&lab, &[&format!("http://{SERVER}/public")]);
     assert_eq!(code, "500", "no rule in either direction");
     // dev is not a listed peer of S9's rule: nothing covers the flow either.
     lab.update(s9(2));
-    let (code, _) = curl_status(&lab, &["--interface", &DEV.to_string(), &format!("http://{SERVER}/public")]);
+    let (code, _) = curl_status(
+        &lab,
+        &[
+            "--interface",
+            &DEV.to_string(),
+            &format!("http://{SERVER}/public"),
+        ],
+    );
     assert_eq!(code, "500", "dev has no entry on the service's port 80");
-    assert!(lab.seen().is_empty(), "nothing was forwarded: {:?}", lab.seen());
+    assert!(
+        lab.seen().is_empty(),
+        "nothing was forwarded: {:?}",
+        lab.seen()
+    );
 }
 
 #[test]
@@ -238,26 +372,54 @@ fn egress_rules_decide_with_egress_mark_and_unfiltered_peers_pass() {
         ips: vec![IpAddr::V4(PROD)],
         identity: PROD_ID,
         ingress: vec![],
-        egress: vec![PortL7 { port: 80, end_port: 0, peers: vec![PeerL7 { identities: Some(vec![SERVICE_ID]), http }] }],
+        egress: vec![PortL7 {
+            port: 80,
+            end_port: 0,
+            peers: vec![PeerL7 {
+                identities: Some(vec![SERVICE_ID]),
+                http,
+            }],
+        }],
     };
     let snap = PolicySnapshot {
         revision: 1,
         ipcache: ipcache(),
-        endpoints: vec![client(Some(rules(r#"[{"method":"GET","path":"/public"}]"#)))],
+        endpoints: vec![client(Some(rules(
+            r#"[{"method":"GET","path":"/public"}]"#,
+        )))],
     };
     let lab = Lab::start(ProxyConfig::default(), snap);
     let url = |p: &str| format!("http://{SERVER}{p}");
-    assert_eq!(curl_status(&lab, &[&url("/public")]).0, "200", "egress rule allows /public");
-    assert_eq!(curl_status(&lab, &[&url("/private")]).0, "403", "egress rule denies /private");
-    assert!(lab.ns.marked_packets("0xb00") > 0, "egress-decided upstream traffic carries mark 0xb00");
+    assert_eq!(
+        curl_status(&lab, &[&url("/public")]).0,
+        "200",
+        "egress rule allows /public"
+    );
+    assert_eq!(
+        curl_status(&lab, &[&url("/private")]).0,
+        "403",
+        "egress rule denies /private"
+    );
+    assert!(
+        lab.ns.marked_packets("0xb00") > 0,
+        "egress-decided upstream traffic carries mark 0xb00"
+    );
     assert_eq!(lab.ns.marked_packets("0xa00"), 0, "no ingress rule decided");
 
     // An L3/L4-only allow (http: None) on the egress side plus an ingress L7 rule: ingress decides.
     let mut both = s9(2);
     both.endpoints.push(client(None));
     lab.update(both);
-    assert_eq!(curl_status(&lab, &[&url("/public")]).0, "200", "both directions allow");
-    assert_eq!(curl_status(&lab, &[&url("/private")]).0, "403", "ingress L7 still filters");
+    assert_eq!(
+        curl_status(&lab, &[&url("/public")]).0,
+        "200",
+        "both directions allow"
+    );
+    assert_eq!(
+        curl_status(&lab, &[&url("/private")]).0,
+        "403",
+        "ingress L7 still filters"
+    );
 }
 
 #[test]
@@ -269,18 +431,56 @@ fn limits_oversized_headers_and_ambiguous_framing() {
     let (code, _) = curl_status(&lab, &["-H", &big, &format!("http://{SERVER}/public")]);
     assert_eq!(code, "431", "curl with an oversized header");
     let mut conn = lab.ns.connect(PROD);
-    send(&mut conn, &request("GET", "/public", &format!("X-Big: {}\r\n", "a".repeat(20_000))));
+    send(
+        &mut conn,
+        &request(
+            "GET",
+            "/public",
+            &format!("X-Big: {}\r\n", "a".repeat(20_000)),
+        ),
+    );
     let resp = read_response(&mut conn);
     assert_eq!(resp.status(), 431, "oversized head: {:?}", resp.head);
 
+    // Content-Length + Transfer-Encoding (a smuggling attempt): hyper lets chunked win, drops
+    // Content-Length and closes after the response (RFC 9112 §6.3), so the request hidden
+    // behind the chunked body is never parsed, let alone forwarded.
     let mut conn = lab.ns.connect(PROD);
     send(
         &mut conn,
-        "POST /public HTTP/1.1\r\nHost: service\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET /public HTTP/1.1\r\nHost: service\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+         0\r\n\r\nGET /private HTTP/1.1\r\nHost: service\r\n\r\n",
     );
     let resp = read_response(&mut conn);
-    assert_eq!(resp.status(), 400, "Content-Length with Transfer-Encoding: {:?}", resp.head);
-    assert!(lab.seen().is_empty(), "nothing forwarded: {:?}", lab.seen());
+    assert_eq!(
+        resp.status(),
+        200,
+        "the chunked-framed request is served: {:?}",
+        resp.head
+    );
+    assert_eq!(
+        resp.header("connection"),
+        Some("close"),
+        "ambiguous framing closes the connection"
+    );
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "no second response: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    let seen = lab.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+        vec!["/public"],
+        "only /public upstream"
+    );
+    assert!(
+        !seen[0].headers.contains_key("content-length"),
+        "Content-Length never forwarded: {:?}",
+        seen[0].headers
+    );
 }
 
 #[test]
@@ -292,9 +492,14 @@ fn slow_header_client_is_cut_off() {
     send(&mut conn, "GET /public HTTP/1.1\r\nHost: serv");
     let mut buf = Vec::new();
     // The proxy closes (possibly after a 408); the 5 s read timeout only bounds a broken proxy.
-    let n = conn.read_to_end(&mut buf).expect("connection closed by the proxy, not by our read timeout");
+    let n = conn
+        .read_to_end(&mut buf)
+        .expect("connection closed by the proxy, not by our read timeout");
     let text = String::from_utf8_lossy(&buf[..n]);
-    assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "closed without forwarding: {text:?}");
+    assert!(
+        n == 0 || text.starts_with("HTTP/1.1 408"),
+        "closed without forwarding: {text:?}"
+    );
     assert!(lab.seen().is_empty(), "nothing forwarded");
 }
 
@@ -302,15 +507,67 @@ fn slow_header_client_is_cut_off() {
 fn websocket_style_upgrade_is_tunnelled_when_allowed() {
     let lab = Lab::start(ProxyConfig::default(), s9(1));
     let mut conn = lab.ns.connect(PROD);
-    send(&mut conn, &request("GET", "/public", "Connection: Upgrade\r\nUpgrade: echo\r\n"));
+    send(
+        &mut conn,
+        &request("GET", "/public", "Connection: Upgrade\r\nUpgrade: echo\r\n"),
+    );
     let resp = read_response(&mut conn);
-    assert_eq!(resp.status(), 101, "upgrade passes when the request is allowed: {:?}", resp.head);
+    assert_eq!(
+        resp.status(),
+        101,
+        "upgrade passes when the request is allowed: {:?}",
+        resp.head
+    );
     send(&mut conn, "ping-through-tunnel");
     let mut buf = [0u8; 19];
     conn.read_exact(&mut buf).expect("echo through the tunnel");
-    assert_eq!(&buf, b"ping-through-tunnel", "bytes flow both ways after 101");
+    assert_eq!(
+        &buf, b"ping-through-tunnel",
+        "bytes flow both ways after 101"
+    );
 
     let mut conn = lab.ns.connect(PROD);
-    send(&mut conn, &request("GET", "/private", "Connection: Upgrade\r\nUpgrade: echo\r\n"));
-    assert_eq!(read_response(&mut conn).status(), 403, "a denied upgrade is a plain 403");
+    send(
+        &mut conn,
+        &request(
+            "GET",
+            "/private",
+            "Connection: Upgrade\r\nUpgrade: echo\r\n",
+        ),
+    );
+    assert_eq!(
+        read_response(&mut conn).status(),
+        403,
+        "a denied upgrade is a plain 403"
+    );
+}
+
+#[test]
+fn header_matches_actions_edit_forwarded_headers() {
+    let peers = vec![PeerL7 {
+        identities: Some(vec![PROD_ID]),
+        http: Some(rules(
+            r#"[{"path":"/public","headerMatches":[
+                {"name":"X-Tenant","value":"blue","mismatch":"REPLACE"},
+                {"name":"X-Debug","value":"off","mismatch":"LOG"}]}]"#,
+        )),
+    }];
+    let mut lab = Lab::start(ProxyConfig::default(), service_ingress(1, peers));
+    let (code, _) = curl_status(
+        &lab,
+        &["-H", "X-Tenant: red", &format!("http://{SERVER}/public")],
+    );
+    assert_eq!(code, "200", "a mismatch with an action still allows");
+    let seen = lab.seen();
+    let tenant: Vec<_> = seen[0].headers.get_all("x-tenant").iter().collect();
+    assert_eq!(
+        tenant,
+        vec!["blue"],
+        "REPLACE rewrote the header before forwarding"
+    );
+    let flow = lab.next_flow();
+    assert!(
+        flow.notes.iter().any(|n| n.contains("x-debug")),
+        "LOG mismatch noted in the flow: {flow:?}"
+    );
 }

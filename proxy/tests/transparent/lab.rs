@@ -66,17 +66,26 @@ impl Lab {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let upstream = tokio::net::TcpListener::bind("0.0.0.0:80").await.expect("bind upstream :80");
+                let upstream = tokio::net::TcpListener::bind("0.0.0.0:80")
+                    .await
+                    .expect("bind upstream :80");
                 tokio::spawn(serve_upstream(upstream, seen2));
                 let proxy = Proxy::bind(config).expect("bind proxy");
-                ready_tx.send((proxy.local_addr().port(), proxy.applied_revision())).expect("ready");
+                ready_tx
+                    .send((proxy.local_addr().port(), proxy.applied_revision()))
+                    .expect("ready");
                 let stop = async {
                     let _ = stop_rx.await;
                 };
-                proxy.serve(snap_rx, flow_tx, stop).await.expect("proxy serve");
+                proxy
+                    .serve(snap_rx, flow_tx, stop)
+                    .await
+                    .expect("proxy serve");
             });
         });
-        let (port, applied) = ready_rx.recv_timeout(Duration::from_secs(10)).expect("proxy thread started");
+        let (port, applied) = ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("proxy thread started");
         ns.redirect_to(port);
         let lab = Lab {
             ns,
@@ -101,7 +110,11 @@ impl Lab {
     fn wait_applied(&self, rev: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while *self.applied.borrow() != rev {
-            assert!(Instant::now() < deadline, "revision {rev} never applied (at {})", *self.applied.borrow());
+            assert!(
+                Instant::now() < deadline,
+                "revision {rev} never applied (at {})",
+                *self.applied.borrow()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -139,18 +152,29 @@ impl Drop for Lab {
 /// or HTTP/2 and echoes WebSocket-style upgrades.
 async fn serve_upstream(listener: tokio::net::TcpListener, seen: Arc<Mutex<Vec<Seen>>>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let seen = seen.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| page(req, seen.clone()));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-async fn page(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+async fn page(
+    mut req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     seen.lock().expect("seen lock").push(Seen {
         method: req.method().to_string(),
         path: path.clone(),
@@ -167,12 +191,16 @@ async fn page(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Result
         });
         let mut resp = Response::new(Full::new(Bytes::new()));
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        resp.headers_mut().insert("connection", "upgrade".parse().expect("value"));
-        resp.headers_mut().insert("upgrade", "echo".parse().expect("value"));
+        resp.headers_mut()
+            .insert("connection", "upgrade".parse().expect("value"));
+        resp.headers_mut()
+            .insert("upgrade", "echo".parse().expect("value"));
         return Ok(resp);
     }
     let _ = req.into_body().collect().await?;
-    Ok(Response::new(Full::new(Bytes::from(format!("<html><body><h1>Hello from {path}</h1></body></html>")))))
+    Ok(Response::new(Full::new(Bytes::from(format!(
+        "<html><body><h1>Hello from {path}</h1></body></html>"
+    )))))
 }
 
 impl Lab {

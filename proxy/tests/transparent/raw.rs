@@ -16,7 +16,11 @@ pub struct RawResponse {
 impl RawResponse {
     /// The numeric status.
     pub fn status(&self) -> u16 {
-        self.head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status code")
+        self.head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code")
     }
 
     /// A header value by (case-insensitive) name.
@@ -44,12 +48,21 @@ pub fn read_response(stream: &mut TcpStream) -> RawResponse {
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         let n = stream.read(&mut byte).expect("read response head");
-        assert!(n == 1, "connection closed after {:?}", String::from_utf8_lossy(&head));
+        assert!(
+            n == 1,
+            "connection closed after {:?}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     let head = String::from_utf8(head[..head.len() - 4].to_vec()).expect("utf-8 head");
-    let mut resp = RawResponse { head, body: Vec::new() };
-    let len: usize = resp.header("content-length").map_or(0, |v| v.parse().expect("content-length"));
+    let mut resp = RawResponse {
+        head,
+        body: Vec::new(),
+    };
+    let len: usize = resp
+        .header("content-length")
+        .map_or(0, |v| v.parse().expect("content-length"));
     resp.body = vec![0; len];
     stream.read_exact(&mut resp.body).expect("read body");
     resp
