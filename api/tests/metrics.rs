@@ -18,7 +18,10 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
         .expect("answer within 5s")
         .expect("read");
     let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
 
 /// Sample lines `name{labels} value` → value, keyed by `name{labels}`; checks every sample
@@ -35,7 +38,9 @@ fn parse(text: &str) -> HashMap<String, f64> {
             continue;
         }
         let (key, value) = line.rsplit_once(' ').expect("sample has a value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
         samples.insert(key.to_owned(), value);
     }
     for key in samples.keys() {
@@ -56,17 +61,29 @@ async fn scrape_over_tcp() {
         .with_label_values(&["Policy denied", "ingress"])
         .inc_by(3);
     metrics.forward_count.with_label_values(&["egress"]).inc();
-    metrics.http_requests.with_label_values(&["denied", "GET"]).inc();
+    metrics
+        .http_requests
+        .with_label_values(&["denied", "GET"])
+        .inc();
     metrics.proxy_upstream_latency.observe(0.002);
-    metrics.dns_queries.with_label_values(&["refused", "REFUSED"]).inc();
+    metrics
+        .dns_queries
+        .with_label_values(&["refused", "REFUSED"])
+        .inc();
     metrics.dns_release_latency.observe(0.0004);
     metrics.dns_learn_timeouts.inc();
     metrics.fqdn_cache_ips.set(2);
     metrics.policy_resolution.observe(0.01);
     metrics.policy_revision.set(9);
     metrics.policy_import_errors.inc();
-    metrics.bpf_map_entries.with_label_values(&["policy"]).set(12);
-    metrics.bpf_map_capacity.with_label_values(&["policy"]).set(16384);
+    metrics
+        .bpf_map_entries
+        .with_label_values(&["policy"])
+        .set(12);
+    metrics
+        .bpf_map_capacity
+        .with_label_values(&["policy"])
+        .set(16384);
 
     let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -79,11 +96,20 @@ async fn scrape_over_tcp() {
     assert!(status.contains(" 200 "), "status {status}");
     let s = parse(&body);
     let want = [
-        (r#"palisade_drop_count_total{direction="ingress",reason="Policy denied"}"#, 3.0),
+        (
+            r#"palisade_drop_count_total{direction="ingress",reason="Policy denied"}"#,
+            3.0,
+        ),
         (r#"palisade_forward_count_total{direction="egress"}"#, 1.0),
-        (r#"palisade_http_requests_total{method="GET",verdict="denied"}"#, 1.0),
+        (
+            r#"palisade_http_requests_total{method="GET",verdict="denied"}"#,
+            1.0,
+        ),
         ("palisade_proxy_upstream_latency_seconds_count", 1.0),
-        (r#"palisade_dns_queries_total{rcode="REFUSED",verdict="refused"}"#, 1.0),
+        (
+            r#"palisade_dns_queries_total{rcode="REFUSED",verdict="refused"}"#,
+            1.0,
+        ),
         ("palisade_dns_release_latency_seconds_count", 1.0),
         ("palisade_dns_learn_timeouts_total", 1.0),
         ("palisade_fqdn_cache_ips", 2.0),
@@ -99,7 +125,11 @@ async fn scrape_over_tcp() {
     let rss = s.get("palisade_agent_rss_bytes").copied().unwrap_or(0.0);
     assert!(rss > 1_000_000.0, "RSS must be read on scrape, got {rss}");
     let bucket = r#"palisade_dns_release_latency_seconds_bucket{le="0.0004"}"#;
-    assert_eq!(s.get(bucket), Some(&1.0), "0.4 ms lands in the 0.4 ms bucket:\n{body}");
+    assert_eq!(
+        s.get(bucket),
+        Some(&1.0),
+        "0.4 ms lands in the 0.4 ms bucket:\n{body}"
+    );
 
     let (status, _) = http_get(addr, "/healthz").await;
     assert!(status.contains(" 200 "), "healthz status {status}");
