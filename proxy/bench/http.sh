@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# HTTP/1.1 keep-alive throughput and latency, one thread each (not run in CI):
+#   direct backend | palisade proxy (1, 100, 1000 rules) | nginx | haproxy,
+# all with the same policy: GET /public allowed, anything else 403.
+# Runs inside two namespaces it creates (pprx-bench-c client, pprx-bench-s server) and removes.
+# Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32
+# Writes bench-results/http.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+C=pprx-bench-c
+S=pprx-bench-s
+SERVER=10.77.0.2
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del "$C" 2>/dev/null || true
+  ip netns del "$S" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cargo build --release -q -p palisade-proxy --example http_proxy
+PROXY_BIN=$PWD/target/release/examples/http_proxy
+
+ip netns add "$C"
+ip netns add "$S"
+ip link add eth0 netns "$C" type veth peer eth0 netns "$S"
+ip -n "$C" addr add 10.77.0.1/24 dev eth0
+ip -n "$S" addr add "$SERVER/24" dev eth0
+for ns in "$C" "$S"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
+# Port 80 from the client goes to the palisade proxy (as the datapath's redirect would).
+ip netns exec "$S" iptables -t mangle -A PREROUTING -i eth0 -p tcp --dport 80 \
+  -j TPROXY --on-port 15001 --tproxy-mark 0x200/0xf00
+ip -n "$S" rule add fwmark 0x200/0xf00 lookup 2004 pref 9
+ip -n "$S" route add local 0.0.0.0/0 dev lo table 2004
+
+# Backend on :80 (behind palisade) and :8080 (direct, nginx, haproxy); nginx as a proxy on :8081.
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  upstream backend { server $SERVER:8080; keepalive 64; }
+  server {
+    listen 80; listen 8080;
+    location / { return 200 "<html><body><h1>Hello from \$uri</h1></body></html>"; }
+  }
+  server {
+    listen 8081;
+    location = /public {
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+    location / { default_type text/plain; return 403 "Access denied\r\n"; }
+  }
+}
+NGINX
+cat >"$WORK/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind $SERVER:8082
+  http-request deny deny_status 403 unless METH_GET { path /public }
+  default_backend be
+backend be
+  http-reuse always
+  server s1 $SERVER:8080
+HAPROXY
+
+ip netns exec "$S" nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
+ip netns exec "$S" haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & PIDS+=($!)
+
+snapshot() { # $1 = number of rules (GET /public is the last one)
+  python3 - "$1" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+rules = [{"method": "GET", "path": f"/other{i}(/.*)?"} for i in range(n - 1)]
+rules.append({"method": "GET", "path": "/public"})
+print(json.dumps({"revision": 1, "ipcache": [["10.77.0.1/32", 1001], ["10.77.0.2/32", 2000]],
+  "endpoints": [{"name": "service", "ips": ["10.77.0.2"], "identity": 2000,
+    "ingress": [{"port": 80, "peers": [{"identities": [1001], "http": rules}]}], "egress": []}]}))
+PY
+}
+
+wait_port() { # $1 = port
+  for _ in $(seq 1 100); do
+    ip netns exec "$C" curl -s -o /dev/null "http://$SERVER:$1/public" && return 0
+    sleep 0.1
+  done
+  echo "port $1 never answered" >&2; return 1
+}
+
+bench() { # $1 = label, $2 = port
+  local out
+  wait_port "$2"
+  out=$(ip netns exec "$C" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://$SERVER:$2/public")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  echo "| $1 | $rps | $p50 | $p99 |" | tee -a "$WORK/rows"
+}
+
+: >"$WORK/rows"
+bench "direct (nginx backend)" 8080
+for n in 1 100 1000; do
+  snapshot "$n" >"$WORK/snap.json"
+  TOKIO_WORKER_THREADS=1 ip netns exec "$S" "$PROXY_BIN" "$WORK/snap.json" 0.0.0.0:15001 >/dev/null & pid=$!
+  bench "palisade, $n rules" 80
+  [ "$(ip netns exec "$C" curl -s -o /dev/null -w '%{http_code}' "http://$SERVER/private")" = 403 ] \
+    || echo "palisade did not deny /private" >&2
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+bench "nginx, 1 rule" 8081
+bench "haproxy, 1 rule" 8082
+
+mkdir -p bench-results
+{
+  echo "# HTTP proxy benchmark"
+  echo
+  echo "wrk -t1 -c$CONNS -d$DURATION, HTTP/1.1 keep-alive, GET /public (allowed); one worker thread"
+  echo "per proxy; $(nproc) cores shared by client, proxy and backend; $(date -u +%F)."
+  echo
+  echo "| setup | req/s | p50 | p99 |"
+  echo "| --- | --- | --- | --- |"
+  cat "$WORK/rows"
+} >bench-results/http.md
+echo "wrote bench-results/http.md"
