@@ -55,7 +55,8 @@ pub fn write_config(
     write_atomic(&files.config, text.as_bytes())
 }
 
-/// Starts `<agent_exe> run --config … <agent_args…>` in `netns`.
+/// Starts `<agent_exe> run --config … <agent_args…>` in `netns`, entering only the network
+/// namespace so the agent sees the machine's bpffs (`ip netns exec` would hide it).
 pub fn spawn(files: &AgentFiles, netns: &str, opts: &LabOptions) -> Result<Child, LabError> {
     let mut args = vec![
         "run".to_string(),
@@ -64,7 +65,13 @@ pub fn spawn(files: &AgentFiles, netns: &str, opts: &LabOptions) -> Result<Child
     ];
     args.extend(opts.agent_args.iter().cloned());
     let _ = std::fs::remove_file(&files.ready);
-    process::spawn_detached(netns, &opts.agent_exe, &args, &files.log)
+    process::spawn_detached(
+        netns,
+        process::Enter::NetOnly,
+        &opts.agent_exe,
+        &args,
+        &files.log,
+    )
 }
 
 /// Waits for the ready file, failing early when the agent exits.

@@ -17,11 +17,24 @@ use crate::netns;
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How a process enters its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enter {
+    /// `ip netns exec`: network namespace plus a private mount namespace with the namespace's
+    /// own `/sys` and `/etc/netns/<netns>/*` bind-mounted over `/etc` (pods' `resolv.conf`).
+    /// That fresh `/sys` has no bpffs at `/sys/fs/bpf`.
+    IpNetnsExec,
+    /// `nsenter --net`: only the network namespace, so the machine's bpffs stays visible
+    /// (the agent pins its maps and links there).
+    NetOnly,
+}
+
 /// Starts `program args…` inside `netns` in its own session (it outlives the caller), with
-/// stdout and stderr appended to `log`. `setsid` and `ip netns exec` both exec, so the child's
-/// pid is the program's.
+/// stdout and stderr appended to `log`. `setsid`, `ip netns exec` and `nsenter` all exec, so
+/// the child's pid is the program's.
 pub fn spawn_detached(
     netns: &str,
+    enter: Enter,
     program: &Path,
     args: &[String],
     log: &Path,
@@ -33,8 +46,11 @@ pub fn spawn_detached(
         .map_err(|e| LabError::io(log, e))?;
     let err = out.try_clone().map_err(|e| LabError::io(log, e))?;
     let mut cmd = Command::new("setsid");
-    cmd.args(["ip", "netns", "exec", netns])
-        .arg(program)
+    match enter {
+        Enter::IpNetnsExec => cmd.args(["ip", "netns", "exec", netns]),
+        Enter::NetOnly => cmd.args(["nsenter", &format!("--net=/run/netns/{netns}")]),
+    };
+    cmd.arg(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)

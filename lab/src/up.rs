@@ -221,7 +221,7 @@ fn start_server(
         ];
         (opts.agent_exe.clone(), args.map(String::from).to_vec())
     };
-    let child = process::spawn_detached(netns, &program, &args, &log)?;
+    let child = process::spawn_detached(netns, process::Enter::IpNetnsExec, &program, &args, &log)?;
     state.processes.push(ProcessRecord {
         role: format!("{kind}:{port}"),
         member: member.to_string(),

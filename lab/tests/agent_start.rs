@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use helpers::{assert_gone, options, topology_file, LabGuard};
 use palisade_lab::LabError;
 
-const TOPOLOGY: &str = "nodes:\n- {name: n1}\n- {name: n2, local: true}\npods: [{name: p, node: n2}]\n";
+const TOPOLOGY: &str =
+    "nodes:\n- {name: n1}\n- {name: n2, local: true}\npods: [{name: p, node: n2}]\n";
 
 /// Writes an executable fake agent running `body` after `run --config FILE`.
 fn fake_agent(dir: &Path, body: &str) -> PathBuf {
@@ -33,7 +34,8 @@ fn agent_runs_in_the_local_node_until_down() {
     opts.agent_args = vec!["--extra".into()];
     opts.agent_exe = fake_agent(
         dir.path(),
-        "echo \"args: $*\"; echo \"netns: $(ip netns identify $$)\"; touch \"$ready\"; exec sleep 300",
+        "echo \"args: $*\"; echo \"netns: $(ip netns identify $$)\"; \
+         grep -q ' /sys/fs/bpf bpf ' /proc/mounts && echo bpffs: mounted; touch \"$ready\"; exec sleep 300",
     );
     let _ = palisade_lab::down(&opts);
     let guard = LabGuard(opts.clone());
@@ -49,19 +51,38 @@ fn agent_runs_in_the_local_node_until_down() {
         .expect("agent recorded");
     assert!(*running, "agent still runs");
     let log = std::fs::read_to_string(&agent.log).expect("agent log");
-    assert!(log.contains("netns: plabt-agt-n2\n"), "runs in the local node's namespace:\n{log}");
+    assert!(
+        log.contains("netns: plabt-agt-n2\n"),
+        "runs in the local node's namespace:\n{log}"
+    );
     assert!(log.contains("--extra"), "extra args passed:\n{log}");
+    assert!(
+        log.contains("bpffs: mounted\n"),
+        "the agent sees the machine's bpffs:\n{log}"
+    );
     let config = std::fs::read_to_string(opts.state_dir.join("palisade.yaml")).expect("config");
-    for key in ["topology: ", "policies: ", "readyFile: ", "apiSocket: ", "bpfPinDir: "] {
+    for key in [
+        "topology: ",
+        "policies: ",
+        "readyFile: ",
+        "apiSocket: ",
+        "bpfPinDir: ",
+    ] {
         assert!(config.contains(key), "{key} in config:\n{config}");
     }
-    assert!(config.contains(&format!("{:?}", policies.display().to_string())), "{config}");
+    assert!(
+        config.contains(&format!("{:?}", policies.display().to_string())),
+        "{config}"
+    );
     assert!(status.to_string().contains("running, ready"), "{status}");
     let pid = agent.pid;
     drop(guard);
     assert_gone(&opts);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z"), "agent stopped: {stat}");
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "agent stopped: {stat}"
+    );
 }
 
 #[test]
@@ -69,13 +90,19 @@ fn agent_that_dies_is_reported_with_its_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = options("agtdie");
     opts.start_agent = true;
-    opts.agent_exe = fake_agent(dir.path(), "echo 'boom: policy x.yaml:3 is bad' >&2; exit 3");
+    opts.agent_exe = fake_agent(
+        dir.path(),
+        "echo 'boom: policy x.yaml:3 is bad' >&2; exit 3",
+    );
     let _ = palisade_lab::down(&opts);
     let _guard = LabGuard(opts.clone());
     let topo = topology_file(dir.path(), TOPOLOGY);
     let err = palisade_lab::up(&topo, dir.path(), &opts).expect_err("agent exits");
     assert!(matches!(err, LabError::AgentExited { .. }), "{err}");
-    assert!(err.to_string().contains("boom: policy x.yaml:3 is bad"), "log tail in error: {err}");
+    assert!(
+        err.to_string().contains("boom: policy x.yaml:3 is bad"),
+        "log tail in error: {err}"
+    );
     let status = palisade_lab::status(&opts).expect("lab stays up for inspection");
     assert!(status.to_string().contains("not running"), "{status}");
 }

@@ -14,7 +14,7 @@ use palisade_lab::{LabOptions, LabStatus};
 pub fn options(tag: &str) -> LabOptions {
     LabOptions {
         state_dir: PathBuf::from(format!("/run/palisade-labt-{tag}")),
-        agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_palisade-labserve")),
+        agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_palisade-lab")),
         agent_args: Vec::new(),
         ready_timeout: Duration::from_secs(10),
         start_agent: false,
