@@ -1,8 +1,10 @@
 //! UDP front end: receive on the transparent socket, handle each query in its own task, answer
 //! from a socket bound to the original resolver address.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
@@ -20,6 +22,7 @@ pub async fn serve(
     limit: Arc<Semaphore>,
 ) -> std::io::Result<()> {
     let sock = Arc::new(sock);
+    let replies = Arc::new(ReplySockets::default());
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
@@ -43,15 +46,15 @@ pub async fn serve(
         let packet = buf[..dg.len.min(buf.len())].to_vec();
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             if let Some(reply) = shared.overloaded(&packet, addrs) {
-                send_reply(&sock, &reply, addrs).await;
+                send_reply(&sock, &replies, &reply, addrs).await;
             }
             continue;
         };
-        let (shared, sock) = (shared.clone(), sock.clone());
+        let (shared, sock, replies) = (shared.clone(), sock.clone(), replies.clone());
         tasks.spawn(async move {
             let _permit = permit;
             if let Some(reply) = shared.handle(&packet, addrs, &mut Upstream::Udp).await {
-                send_reply(&sock, &reply, addrs).await;
+                send_reply(&sock, &replies, &reply, addrs).await;
             }
         });
     }
@@ -67,9 +70,33 @@ fn is_transient(e: &std::io::Error) -> bool {
         || e.raw_os_error() == Some(nix::libc::ENETUNREACH)
 }
 
+/// Most resolver addresses whose reply sockets are kept; past it the cache starts over.
+const MAX_REPLY_SOCKETS: usize = 256;
+
+/// Reply sockets per resolver address, reused across queries (creating one costs ~6 syscalls).
+/// Nothing is ever delivered to them: packets for the resolver address are either forwarded or
+/// steered to the listener explicitly (TPROXY / sk_assign), never looked up by address.
+#[derive(Default)]
+pub struct ReplySockets(Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>);
+
+impl ReplySockets {
+    fn get(&self, resolver: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = map.get(&resolver) {
+            return Ok(s.clone());
+        }
+        if map.len() >= MAX_REPLY_SOCKETS {
+            map.clear();
+        }
+        let s = Arc::new(sockets::reply_udp(resolver)?);
+        map.insert(resolver, s.clone());
+        Ok(s)
+    }
+}
+
 /// Sends from the resolver's own address; falls back to the listener (wrong source) on failure.
-async fn send_reply(listener: &UdpSocket, reply: &[u8], addrs: Addrs) {
-    let sent = match sockets::reply_udp(addrs.resolver) {
+async fn send_reply(listener: &UdpSocket, replies: &ReplySockets, reply: &[u8], addrs: Addrs) {
+    let sent = match replies.get(addrs.resolver) {
         Ok(s) => s.send_to(reply, addrs.src).await.map(|_| ()),
         Err(e) => Err(e),
     };

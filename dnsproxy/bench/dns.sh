@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# DNS proxy benchmark (not CI). Three paths from a pod namespace, same dnsmasq resolver:
+#   direct     dnsperf → dnsmasq resolver
+#   palisade   dnsperf → (iptables TPROXY) palisade dnsproxy, matchPattern policy → resolver
+#   forwarder  dnsperf → dnsmasq as a plain forwarder (cache off) → resolver
+# Writes bench-results/dns.md. Everything lives in pdns-bench-* namespaces, removed on exit.
+# Usage: dnsproxy/bench/dns.sh [seconds-per-run (default 10)] [clients (default 10)]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${1:-10}
+CLIENTS=${2:-10}
+N=pdns-bench-n; P=pdns-bench-p; R=pdns-bench-r
+OUT=bench-results/dns.md
+TMP=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for ns in $N $P $R; do ip netns del $ns 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+cleanup
+
+cargo build -q --release -p palisade-dnsproxy --example dnsproxy_bench
+BIN=target/release/examples/dnsproxy_bench
+
+for ns in $N $P $R; do ip netns add $ns; ip -n $ns link set lo up; done
+ip link add eth0 netns $P type veth peer vpod netns $N
+ip link add eth0 netns $R type veth peer vres netns $N
+ip -n $P addr add 10.98.1.2/24 dev eth0; ip -n $N addr add 10.98.1.1/24 dev vpod
+ip -n $R addr add 10.98.2.2/24 dev eth0; ip -n $N addr add 10.98.2.1/24 dev vres
+for l in "$P eth0" "$N vpod" "$R eth0" "$N vres"; do set -- $l; ip -n $1 link set $2 up; done
+ip -n $P route add default via 10.98.1.1
+ip -n $R route add default via 10.98.2.1
+ip netns exec $N sysctl -qw net.ipv4.ip_forward=1
+ip -n $N rule add fwmark 0x200/0xf00 lookup 2004 pref 9
+ip -n $N route add local 0.0.0.0/0 dev lo table 2004
+
+ip netns exec $R dnsmasq --no-daemon --no-resolv --no-hosts --port=53 --listen-address=10.98.2.2 \
+  --bind-interfaces --user=root --pid-file --address=/github.com/10.99.0.10 --local-ttl=300 \
+  --dns-forward-max=1000 >/dev/null 2>&1 &
+PIDS+=($!)
+ip netns exec $N dnsmasq --no-daemon --no-resolv --no-hosts --port=53 --listen-address=10.98.1.1 \
+  --bind-interfaces --user=root --pid-file --server=10.98.2.2 --cache-size=0 \
+  --dns-forward-max=1000 >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do
+  ip netns exec $N dig +short +time=1 +tries=1 @10.98.2.2 api.github.com | grep -q 10.99 && break
+  sleep 0.1
+done
+
+for i in $(seq 1 200); do echo "host$i.github.com A"; done > "$TMP/queries"
+
+tproxy() { # add|del
+  local op=-A; [ "$1" = del ] && op=-D
+  for proto in udp tcp; do
+    ip netns exec $N iptables -t mangle $op PREROUTING -p $proto --dport 53 \
+      -j TPROXY --on-port 15053 --tproxy-mark 0x200/0xf00
+  done
+}
+
+run() { # name server
+  ip netns exec $P dnsperf -s "$2" -d "$TMP/queries" -l "$SECS" -c "$CLIENTS" -T 1 -q 200 \
+    > "$TMP/$1.txt" 2>&1 || true
+  local qps lat lost
+  qps=$(awk '/Queries per second/ {print $4}' "$TMP/$1.txt")
+  lat=$(awk '/Average Latency/ {printf "%.3f", $4*1000}' "$TMP/$1.txt")
+  lost=$(awk '/Queries lost/ {print $3}' "$TMP/$1.txt")
+  echo "| $1 | ${qps:-?} | ${lat:-?} | ${lost:-?} |" >> "$TMP/rows"
+}
+
+run direct 10.98.2.2
+tproxy add
+ip netns exec $N "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' $((SECS + 5)) > "$TMP/proxy.txt" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q listening "$TMP/proxy.txt" && break; sleep 0.1; done
+run palisade 10.98.2.2
+tproxy del
+run forwarder 10.98.1.1
+
+mkdir -p bench-results
+{
+  echo "# DNS proxy benchmark"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, dnsperf -c $CLIENTS -l $SECS -q 200, UDP, 200 names,"
+  echo "resolver: dnsmasq in its own netns; pod → node → resolver over veths."
+  echo
+  echo "| path | queries/s | avg latency (ms) | lost |"
+  echo "| --- | --- | --- | --- |"
+  cat "$TMP/rows"
+  echo
+  echo "palisade proxy counters: $(tail -1 "$TMP/proxy.txt" 2>/dev/null || echo n/a)"
+} > "$OUT"
+cat "$OUT"
