@@ -22,7 +22,7 @@ pub fn exec(opts: &LabOptions, name: &str, cmd: &[String]) -> Result<i32, LabErr
         .ok_or_else(|| LabError::UnknownMember(name.to_string()))?;
     let (program, args) = cmd
         .split_first()
-        .ok_or_else(|| LabError::Serve("exec needs a command".into()))?;
+        .ok_or_else(|| LabError::Usage("exec needs a command".into()))?;
     let mut command = netns::exec_command(&member.netns, program);
     command.args(args);
     let status = command.status().map_err(|e| LabError::Command {

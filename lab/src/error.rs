@@ -80,6 +80,9 @@ pub enum LabError {
         /// The last lines of the log.
         tail: String,
     },
+    /// A command was called with arguments it cannot use.
+    #[error("{0}")]
+    Usage(String),
     /// A lab server failed while serving.
     #[error("serve: {0}")]
     Serve(String),

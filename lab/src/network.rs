@@ -23,6 +23,17 @@ pub fn create_namespaces(plan: &Plan) -> Result<(), LabError> {
 
 /// Creates links, addresses, routes and sysctls inside the (already created) namespaces.
 pub fn wire(plan: &Plan) -> Result<(), LabError> {
+    // Before any link exists: new interfaces copy `default`, and the machine's own rp_filter
+    // (which new namespaces inherit, often 2 on Debian) must not decide the lab's behaviour.
+    let routers = [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ];
+    netns::sysctl(&plan.fabric_netns, &routers)?;
+    for node in &plan.nodes {
+        netns::sysctl(&node.netns, &routers)?;
+    }
     netns::ip_batch(None, &veth_pairs(plan))?;
     netns::ip_batch(Some(&plan.fabric_netns), &fabric_lines(plan))?;
     for (i, node) in plan.nodes.iter().enumerate() {
@@ -53,11 +64,6 @@ pub fn wire(plan: &Plan) -> Result<(), LabError> {
         lines.push(format!("route add {world_gw} dev {UPLINK_IF} scope link"));
         lines.push(format!("route add default via {world_gw} dev {UPLINK_IF}"));
         netns::ip_batch(Some(&ext.netns), &lines)?;
-    }
-    let forward = ["net.ipv4.ip_forward=1"];
-    netns::sysctl(&plan.fabric_netns, &forward)?;
-    for node in &plan.nodes {
-        netns::sysctl(&node.netns, &forward)?;
     }
     Ok(())
 }
