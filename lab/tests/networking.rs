@@ -73,6 +73,41 @@ fn lab_networking_dns_servers_label_and_down() {
         page,
         "<html><body><h1>Hello from /public</h1></body></html>\n"
     );
+    // HTTP/1.1 keep-alive: curl reuses the connection for the second URL.
+    let base = format!("http://{}", ip("service-pod"));
+    let two = stdout_in(
+        &status,
+        "default/client",
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-w",
+            "connects=%{num_connects}\n",
+            &format!("{base}/a"),
+            &format!("{base}/b"),
+        ],
+    );
+    assert!(
+        two.contains("Hello from /a</h1></body></html>\nconnects=1\n"),
+        "{two}"
+    );
+    assert!(
+        two.contains("Hello from /b</h1></body></html>\nconnects=0\n"),
+        "keep-alive:\n{two}"
+    );
+    // The server logs who called.
+    let (server, _) = status
+        .processes
+        .iter()
+        .find(|(p, _)| p.member == "default/service-pod")
+        .expect("service-pod server");
+    let log = std::fs::read_to_string(&server.log).expect("server log");
+    assert!(
+        log.contains(&format!("{}:", ip("client"))) && log.contains("GET /public"),
+        "log:\n{log}"
+    );
     let who = stdout_in(
         &status,
         "default/client",
