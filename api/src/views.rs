@@ -28,6 +28,14 @@ pub struct StatusView {
     pub last_error: Option<String>,
 }
 
+impl StatusView {
+    /// Datapath and proxies both up: what `palisade status` (and so the DaemonSet's probes)
+    /// should turn into exit code 0.
+    pub fn healthy(&self) -> bool {
+        self.datapath.ok && self.proxies.ok
+    }
+}
+
 /// State of the eBPF datapath.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatapathStatus {

@@ -265,6 +265,10 @@ FQDN names:   1
 Last error:   none
 ";
     assert_eq!(render_status(&st), want);
+    assert!(st.healthy(), "datapath and proxies ok");
+    let mut broken = st.clone();
+    broken.proxies.ok = false;
+    assert!(!broken.healthy(), "a failed proxy is unhealthy");
 }
 
 #[test]
