@@ -204,6 +204,12 @@ fn checker_rejects_an_unknown_make_target() {
 }
 
 #[test]
+#[should_panic(expected = "apt package no-such-package-palisade is unknown")]
+fn checker_rejects_an_unknown_apt_package() {
+    check_runs("FROM x\nRUN apt-get install -y no-such-package-palisade\n");
+}
+
+#[test]
 #[should_panic(expected = "is not a workspace package")]
 fn checker_rejects_an_unknown_cargo_package() {
     check_runs("FROM x\nRUN cargo build --release -p palisade-nope\n");
@@ -216,16 +222,24 @@ fn check_apt(args: &[&str]) {
         Some(&"update") => {}
         Some(&"install") => {
             for pkg in args[1..].iter().filter(|w| !w.starts_with('-')) {
-                let known = std::process::Command::new("apt-cache")
-                    .args(["show", "--no-all-versions", pkg])
-                    .output()
-                    .map(|o| o.status.success())
-                    .unwrap_or_else(|e| panic!("apt-cache not runnable: {e}"));
-                assert!(known, "apt package {pkg} is unknown to apt-cache");
+                assert!(
+                    succeeds("apt-cache", &["show", "--no-all-versions", pkg])
+                        || succeeds("dpkg-query", &["-W", pkg]),
+                    "apt package {pkg} is unknown to apt-cache and not installed here"
+                );
             }
         }
         other => panic!("unexpected apt-get subcommand {other:?}"),
     }
+}
+
+/// Runs a command quietly; true when it exits 0. (Package lists may be absent on a freshly
+/// cleaned machine, hence the installed-package fallback above.)
+fn succeeds(prog: &str, args: &[&str]) -> bool {
+    std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
