@@ -186,11 +186,7 @@ impl ClusterState {
                 }
             }
         }
-        if ip.is_ipv4() {
-            identity::WORLD
-        } else {
-            identity::WORLD
-        }
+        identity::WORLD
     }
 
     /// The endpoint owning an address.

@@ -1,0 +1,186 @@
+//! `palisade.yaml`: where the topology and policies are, where the agent pins, listens and
+//! reports readiness. Relative paths are relative to the config file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The agent's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Topology file (nodes, pods, services, externals).
+    pub topology: PathBuf,
+    /// Policy files or directories, watched for changes.
+    #[serde(deserialize_with = "one_or_many")]
+    pub policies: Vec<PathBuf>,
+    /// Written once the first policy is applied, then rewritten with every revision.
+    #[serde(default)]
+    pub ready_file: Option<PathBuf>,
+    /// Unix socket of the local API.
+    #[serde(default = "default_socket")]
+    pub api_socket: PathBuf,
+    /// bpffs directory for pinned maps and links.
+    #[serde(default = "default_pin_dir")]
+    pub bpf_pin_dir: PathBuf,
+    /// Prometheus endpoint; empty string disables it.
+    #[serde(default = "default_metrics")]
+    pub metrics_address: String,
+    /// Log filter (`info`, `debug`, `palisade=debug`); `RUST_LOG` wins.
+    #[serde(default = "default_log")]
+    pub log_level: String,
+    /// Let the node reach local pods whatever their ingress policy (Cilium's allow-localhost).
+    #[serde(default = "yes")]
+    pub allow_localhost: bool,
+    /// The HTTP proxy.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// The DNS proxy.
+    #[serde(default)]
+    pub dns_proxy: DnsSection,
+    /// Where learned FQDN addresses are persisted.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+/// HTTP proxy settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxySection {
+    /// Transparent listener port.
+    #[serde(default = "http_port")]
+    pub http_port: u16,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection { http_port: http_port() }
+    }
+}
+
+/// DNS proxy settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DnsSection {
+    /// Transparent listener port (UDP and TCP).
+    #[serde(default = "dns_port")]
+    pub port: u16,
+    /// `refused` (default, as Cilium) or `nameError`.
+    #[serde(default = "refused")]
+    pub reject_code: String,
+    /// Minimum time a learned address stays allowed, in seconds (Cilium: 0).
+    #[serde(default)]
+    pub min_ttl: u32,
+    /// Addresses kept per name; the oldest are evicted first (Cilium: 1000).
+    #[serde(default = "max_ips")]
+    pub max_ips_per_name: usize,
+    /// How long an answer waits for the maps to be written, in milliseconds.
+    #[serde(default = "learn_timeout")]
+    pub learn_timeout_ms: u64,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        DnsSection {
+            port: dns_port(),
+            reject_code: refused(),
+            min_ttl: 0,
+            max_ips_per_name: max_ips(),
+            learn_timeout_ms: learn_timeout(),
+        }
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::One(p) => vec![p],
+        Raw::Many(v) => v,
+    })
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(palisade_api::DEFAULT_SOCKET)
+}
+fn default_pin_dir() -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/palisade")
+}
+fn default_metrics() -> String {
+    "0.0.0.0:9962".into()
+}
+fn default_log() -> String {
+    "info".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/run/palisade")
+}
+fn yes() -> bool {
+    true
+}
+fn http_port() -> u16 {
+    15001
+}
+fn dns_port() -> u16 {
+    15053
+}
+fn refused() -> String {
+    "refused".into()
+}
+fn max_ips() -> usize {
+    1000
+}
+fn learn_timeout() -> u64 {
+    1000
+}
+
+impl Config {
+    /// Reads, validates and resolves relative paths.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut c: Config = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            anyhow::anyhow!("{}{at}: {e}", path.display())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut c.topology);
+        c.policies.iter_mut().for_each(abs);
+        if let Some(r) = c.ready_file.as_mut() {
+            abs(r);
+        }
+        abs(&mut c.api_socket);
+        abs(&mut c.state_dir);
+        c.metrics_addr()?;
+        if !matches!(c.dns_proxy.reject_code.as_str(), "refused" | "nameError") {
+            anyhow::bail!(
+                "{}: dnsProxy.rejectCode: expected `refused` or `nameError`, got {:?}",
+                path.display(),
+                c.dns_proxy.reject_code
+            );
+        }
+        Ok(c)
+    }
+
+    /// The metrics address, `None` when disabled.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>> {
+        if self.metrics_address.is_empty() {
+            return Ok(None);
+        }
+        let a = self
+            .metrics_address
+            .parse()
+            .with_context(|| format!("metricsAddress: invalid address {:?}", self.metrics_address))?;
+        Ok(Some(a))
+    }
+}

@@ -1,0 +1,53 @@
+//! `palisade lab …`: thin wrappers over the lab crate.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use palisade_lab::{LabOptions, ServeKind};
+
+use crate::cli::{LabArgs, LabCmd};
+
+fn options(lab: &LabArgs) -> LabOptions {
+    LabOptions {
+        state_dir: lab.state_dir.clone(),
+        ..LabOptions::default()
+    }
+}
+
+/// Runs a lab command.
+pub fn run(cmd: LabCmd) -> Result<ExitCode> {
+    match cmd {
+        LabCmd::Up { topology, policies, no_agent, lab } => {
+            let opts = LabOptions { start_agent: !no_agent, ..options(&lab) };
+            let status = palisade_lab::up(&topology, &policies, &opts)?;
+            println!("{status}");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Down { lab } => {
+            palisade_lab::down(&options(&lab))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Exec { name, cmd, lab } => {
+            let code = palisade_lab::exec(&options(&lab), &name, &cmd)?;
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        LabCmd::Label { pod, label, lab } => {
+            palisade_lab::label(&options(&lab), &pod, &label)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Status { lab } => {
+            println!("{}", palisade_lab::status(&options(&lab))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Serve { kind, port, name } => {
+            let kind = match kind.as_str() {
+                "http" => ServeKind::Http,
+                "whoami" => ServeKind::Whoami,
+                "dns" => ServeKind::Dns,
+                other => bail!("unknown server kind {other:?} (http, whoami, dns)"),
+            };
+            palisade_lab::serve(kind, port, &name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

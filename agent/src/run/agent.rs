@@ -1,0 +1,284 @@
+//! The agent's state and its one operation, `apply`: inputs → identities → resolution → kernel
+//! maps → proxy snapshots. Everything that changes policy (a file edit, a relabel, a learned DNS
+//! answer, an expired one) goes through `apply`, one revision at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use palisade_api::{FlowEvent, Metrics};
+use palisade_bpf::Datapath;
+use palisade_dnsproxy::{DnsSnapshot, FqdnCache};
+use palisade_policy::cluster::LearnedNames;
+use palisade_policy::fqdn::normalize_name;
+use palisade_policy::identity::Allocator;
+use palisade_policy::resolve::{EndpointPolicy, ResolveOptions};
+use palisade_policy::Engine;
+use palisade_proxy::PolicySnapshot;
+use tokio::sync::{broadcast, watch};
+
+use super::datapath_sync::{self, Applied, DesiredEndpoint, ProxyPorts};
+use super::inputs::Inputs;
+use super::snapshots;
+use crate::config::Config;
+
+/// Shared by every task of the agent.
+pub struct Agent {
+    /// Configuration.
+    pub config: Config,
+    /// Mutable state; every change happens under this lock.
+    pub inner: Mutex<Inner>,
+    /// Flow events for `monitor`.
+    pub flows: broadcast::Sender<FlowEvent>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Snapshots for the HTTP proxy.
+    pub http_snapshots: watch::Sender<Arc<PolicySnapshot>>,
+    /// Snapshots for the DNS proxy.
+    pub dns_snapshots: watch::Sender<Arc<DnsSnapshot>>,
+    /// Proxy ports used in redirect entries.
+    pub ports: ProxyPorts,
+}
+
+/// The state behind the lock.
+pub struct Inner {
+    /// Files on disk with their last good contents.
+    pub inputs: Inputs,
+    /// Identity numbers, stable for the agent's lifetime.
+    pub alloc: Allocator,
+    /// The revision in force.
+    pub engine: Option<Engine>,
+    /// Resolved local endpoint policies of the revision in force.
+    pub resolved: BTreeMap<String, EndpointPolicy>,
+    /// Revision number.
+    pub revision: u64,
+    /// The kernel datapath.
+    pub datapath: Datapath,
+    /// What the kernel holds.
+    pub applied: Applied,
+    /// Datapath endpoint ids by endpoint name (persisted).
+    pub endpoint_ids: BTreeMap<String, u16>,
+    /// Learned DNS answers per endpoint (persisted).
+    pub fqdn: FqdnCache,
+    /// Last apply error.
+    pub last_error: Option<String>,
+}
+
+impl Inner {
+    /// Names → addresses learned by every endpoint.
+    pub fn learned(&self) -> LearnedNames {
+        let mut out = LearnedNames::new();
+        for e in self.fqdn.entries() {
+            out.entry(normalize_name(&e.name)).or_default().extend(e.ips.iter().copied());
+        }
+        out
+    }
+}
+
+fn ids_path(config: &Config) -> PathBuf {
+    config.state_dir.join("endpoint-ids.json")
+}
+
+/// Path of the persisted FQDN cache.
+pub fn fqdn_path(config: &Config) -> PathBuf {
+    config.state_dir.join("fqdn-cache.json")
+}
+
+impl Agent {
+    /// Opens the datapath (adopting pinned maps) and restores persisted state.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Agent>> {
+        std::fs::create_dir_all(&config.state_dir).with_context(|| format!("creating {}", config.state_dir.display()))?;
+        let datapath = Datapath::load(&config.bpf_pin_dir).context("loading the eBPF datapath")?;
+        palisade_bpf::install_proxy_routing().context("installing proxy policy routing")?;
+        let mut applied = Applied::default();
+        // Adopt what a previous agent left in the kernel: nothing is flushed and re-added.
+        for (net, id) in datapath.ipcache_entries().unwrap_or_default() {
+            applied.ipcache.insert(net, id);
+        }
+        let endpoint_ids = std::fs::read(ids_path(&config))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let min_ttl = std::time::Duration::from_secs(config.dns_proxy.min_ttl.into());
+        let fqdn = FqdnCache::load(&fqdn_path(&config))
+            .unwrap_or_else(|_| FqdnCache::with_limit(min_ttl, config.dns_proxy.max_ips_per_name));
+        let inner = Inner {
+            inputs: Inputs::new(config.topology.clone(), config.policies.clone()),
+            alloc: Allocator::new(),
+            engine: None,
+            resolved: BTreeMap::new(),
+            revision: 0,
+            datapath,
+            applied,
+            endpoint_ids,
+            fqdn,
+            last_error: None,
+        };
+        let ports = ProxyPorts { http: config.proxy.http_port, dns: config.dns_proxy.port };
+        Ok(Arc::new(Agent {
+            config,
+            inner: Mutex::new(inner),
+            flows: broadcast::channel(4096).0,
+            metrics,
+            http_snapshots: watch::channel(Arc::new(PolicySnapshot::default())).0,
+            dns_snapshots: watch::channel(Arc::new(DnsSnapshot::default())).0,
+            ports,
+        }))
+    }
+
+    /// Locks the state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-reads inputs; applies a new revision when they changed (or when `force`).
+    pub fn reload(&self, force: bool) {
+        let mut inner = self.lock();
+        let changed = inner.inputs.reload();
+        for e in inner.inputs.errors.clone() {
+            tracing::error!("invalid input, last good version stays in force: {e}");
+            self.metrics.policy_import_errors.inc();
+            inner.last_error = Some(e);
+        }
+        for w in inner.inputs.warnings.clone() {
+            tracing::warn!("{w}");
+        }
+        if changed || force || inner.engine.is_none() {
+            if let Err(e) = self.apply(&mut inner) {
+                tracing::error!("policy not applied, previous revision stays in force: {e:#}");
+                inner.last_error = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    /// Computes and applies a revision from the inputs and learned names in force.
+    pub fn apply(&self, inner: &mut Inner) -> Result<()> {
+        let Some(topology) = inner.inputs.topology().cloned() else {
+            anyhow::bail!("no valid topology yet");
+        };
+        let started = Instant::now();
+        let learned = inner.learned();
+        let opts = ResolveOptions { allow_localhost: self.config.allow_localhost };
+        let engine = Engine::new(topology, inner.inputs.policies(), &learned, inner.alloc.clone(), opts);
+        let resolved = engine.local_policies();
+        self.metrics.policy_resolution.observe(started.elapsed().as_secs_f64());
+
+        let mut desired = BTreeMap::new();
+        for (name, policy) in &resolved {
+            let ep = &engine.state.endpoints[name];
+            let Some(ifname) = ep.host_interface.clone() else {
+                tracing::debug!("{name}: no host interface in the topology, not enforced here");
+                continue;
+            };
+            let id = endpoint_id(&mut inner.endpoint_ids, name);
+            desired.insert(
+                name.clone(),
+                DesiredEndpoint {
+                    id,
+                    ifname,
+                    ips: ep.ips.clone(),
+                    identity: ep.identity,
+                    ingress: policy.ingress.enforced,
+                    egress: policy.egress.enforced,
+                    entries: datapath_sync::endpoint_entries(policy, self.ports),
+                },
+            );
+        }
+        let external = engine.topology.local_node().and_then(|n| n.external_interface.clone());
+        let stats = datapath_sync::apply(&mut inner.datapath, &mut inner.applied, &engine.state.ipcache, &desired, external.as_deref())?;
+        inner.revision += 1;
+        let revision = inner.revision;
+        tracing::info!(
+            revision,
+            endpoints = desired.len(),
+            written = stats.written,
+            deleted = stats.deleted,
+            touched = ?stats.endpoints_touched,
+            ipcache_writes = stats.ipcache_writes,
+            "policy applied"
+        );
+        self.http_snapshots.send_replace(Arc::new(snapshots::http_snapshot(revision, &engine.state, &resolved)));
+        self.dns_snapshots.send_replace(Arc::new(snapshots::dns_snapshot(revision, &engine.state, &resolved)));
+        self.metrics.policy_revision.set(revision as i64);
+        if let Ok(len) = inner.datapath.policy_map_len() {
+            self.metrics.bpf_map_entries.with_label_values(&["policy"]).set(len as i64);
+        }
+        self.metrics
+            .bpf_map_capacity
+            .with_label_values(&["policy"])
+            .set(palisade_bpf::policy_map_capacity() as i64);
+        let ids: BTreeSet<u32> = engine.state.in_use.clone();
+        inner.alloc = engine.alloc.clone();
+        inner.alloc.retain(&ids);
+        inner.resolved = resolved;
+        inner.engine = Some(engine);
+        inner.last_error = None;
+        persist(&ids_path(&self.config), &inner.endpoint_ids);
+        if let Some(ready) = &self.config.ready_file {
+            let _ = std::fs::write(ready, format!("{revision}\n"));
+        }
+        Ok(())
+    }
+
+    /// Stores learned addresses and applies them; returns once the maps are written.
+    pub fn learn(&self, endpoint: &str, names: &[String], addrs: &[(std::net::IpAddr, u32)]) -> Result<()> {
+        let mut inner = self.lock();
+        let before = inner.learned();
+        inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
+        let after = inner.learned();
+        self.metrics.fqdn_cache_ips.set(after.values().map(|s| s.len()).sum::<usize>() as i64);
+        if before != after {
+            self.apply(&mut inner)?;
+        }
+        let _ = inner.fqdn.save(&fqdn_path(&self.config));
+        Ok(())
+    }
+
+    /// Removes expired learned addresses that no open connection uses.
+    pub fn expire_fqdns(&self) {
+        let mut inner = self.lock();
+        let now = SystemTime::now();
+        let expired = inner.fqdn.expired(now);
+        if expired.is_empty() {
+            return;
+        }
+        let mut removed = 0;
+        for (endpoint, name, ip) in expired {
+            // Cilium keeps an address while a connection uses it.
+            if inner.datapath.has_conntrack_to(ip).unwrap_or(false) {
+                inner.fqdn.insert(&endpoint, &[name], &[(ip, 1)], now);
+            } else {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            if let Err(e) = self.apply(&mut inner) {
+                tracing::error!("applying FQDN expiry: {e:#}");
+            }
+        }
+        let _ = inner.fqdn.save(&fqdn_path(&self.config));
+        let n: usize = inner.learned().values().map(|s| s.len()).sum();
+        self.metrics.fqdn_cache_ips.set(n as i64);
+    }
+}
+
+fn endpoint_id(ids: &mut BTreeMap<String, u16>, name: &str) -> u16 {
+    if let Some(id) = ids.get(name) {
+        return *id;
+    }
+    let used: BTreeSet<u16> = ids.values().copied().collect();
+    let id = (1..u16::MAX).find(|i| !used.contains(i)).unwrap_or(u16::MAX);
+    ids.insert(name.to_string(), id);
+    id
+}
+
+fn persist<T: serde::Serialize>(path: &std::path::Path, value: &T) {
+    let tmp = path.with_extension("tmp");
+    if let Ok(bytes) = serde_json::to_vec_pretty(value) {
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
