@@ -259,6 +259,10 @@ pub struct LabArgs {
     /// Lab state directory.
     #[arg(long, env = "PALISADE_LAB_DIR", default_value = "/run/palisade-lab")]
     pub state_dir: PathBuf,
+    /// Prefix of every namespace the lab makes (tests use their own, so they never meet a
+    /// running lab).
+    #[arg(long, env = "PALISADE_LAB_PREFIX", default_value = "plab-")]
+    pub prefix: String,
 }
 
 /// `lab …`

@@ -8,9 +8,17 @@ use palisade_lab::{LabOptions, ServeKind};
 use crate::cli::{LabArgs, LabCmd};
 
 fn options(lab: &LabArgs) -> LabOptions {
+    let default = LabOptions::default();
+    let bpf_pin_dir = if lab.prefix == default.prefix {
+        default.bpf_pin_dir.clone()
+    } else {
+        std::path::PathBuf::from(format!("/sys/fs/bpf/palisade-{}lab", lab.prefix))
+    };
     LabOptions {
         state_dir: lab.state_dir.clone(),
-        ..LabOptions::default()
+        prefix: lab.prefix.clone(),
+        bpf_pin_dir,
+        ..default
     }
 }
 

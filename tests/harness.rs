@@ -1,0 +1,1 @@
+//! Placeholder harness; replaced by the e2e suite.
