@@ -14,13 +14,15 @@ OUT=bench-results/dns.md
 TMP=$(mktemp -d)
 PIDS=()
 
+
+del_ns() { for ns in $N $P $R; do ip netns del $ns 2>/dev/null || true; done; }
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  for ns in $N $P $R; do ip netns del $ns 2>/dev/null || true; done
+  del_ns
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-cleanup
+del_ns
 
 cargo build -q --release -p palisade-dnsproxy --example dnsproxy_bench
 BIN=target/release/examples/dnsproxy_bench

@@ -9,6 +9,7 @@ mod learner;
 mod netns;
 
 use std::net::UdpSocket;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -291,4 +292,57 @@ fn send_raw_from_pod(pod: &str, bytes: &[u8]) -> (Vec<u8>, std::net::SocketAddr)
     })
     .join()
     .expect("raw sender thread")
+}
+
+#[test]
+fn learner_failure_and_timeout() {
+    if skip_unless_root() {
+        return;
+    }
+    let extra = [
+        DNSMASQ,
+        &[
+            "--address=/fail.palisade.test/10.99.0.30",
+            "--address=/slow.palisade.test/10.99.0.31",
+        ],
+    ]
+    .concat();
+    let lab = Lab::new("learn", PROXY_PORT, &extra);
+    // slow.* takes 10 × 100 ms, past the 500 ms learn_timeout.
+    let learner = Arc::new(RecordingLearner::new(Duration::from_millis(100)));
+    let cfg = DnsProxyConfig {
+        learn_timeout: Duration::from_millis(500),
+        ..config(RejectCode::Refused)
+    };
+    let mut proxy = ProxyThread::start(&lab.node, cfg, snapshot(), learner.clone());
+    let at = format!("@{RESOLVER_IP}");
+
+    // The agent could not write the maps: the address would not be reachable, so SERVFAIL.
+    let out = lab.dig(&[&at, "fail.palisade.test"]);
+    assert_eq!(status(&out), "SERVFAIL", "learner error:\n{out}");
+    assert_eq!(
+        proxy.flow_for("fail.palisade.test.").verdict,
+        Verdict::Error
+    );
+    assert_eq!(
+        proxy.stats.learn_errors.load(Ordering::Relaxed),
+        1,
+        "learn error counted"
+    );
+
+    // The agent is too slow: the answer is released at learn_timeout anyway, and counted.
+    let out = lab.dig(&[&at, "slow.palisade.test"]);
+    assert_eq!(status(&out), "NOERROR", "learner timeout releases:\n{out}");
+    assert!(out.contains("10.99.0.31"), "address released:\n{out}");
+    let flow = proxy.flow_for("slow.palisade.test.");
+    assert_eq!(flow.verdict, Verdict::Forwarded);
+    assert!(
+        flow.learn_latency.expect("learner called") < Duration::from_secs(1),
+        "bounded wait: {flow:?}"
+    );
+    assert_eq!(
+        proxy.stats.learn_timeouts.load(Ordering::Relaxed),
+        1,
+        "timeout counted"
+    );
 }

@@ -7,7 +7,9 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use palisade_dnsproxy::{BoundDnsProxy, DnsFlowRecord, DnsProxyConfig, DnsSnapshot, FqdnLearner};
+use palisade_dnsproxy::{
+    BoundDnsProxy, DnsFlowRecord, DnsProxyConfig, DnsProxyStats, DnsSnapshot, FqdnLearner,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::netns::{in_ns, NsGuard};
@@ -195,6 +197,8 @@ pub struct ProxyThread {
     pub flows: mpsc::Receiver<DnsFlowRecord>,
     /// Policy updates.
     pub snapshots: watch::Sender<Arc<DnsSnapshot>>,
+    /// The running proxy's counters.
+    pub stats: Arc<DnsProxyStats>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -221,7 +225,7 @@ impl ProxyThread {
                 .expect("runtime");
             rt.block_on(async move {
                 let bound = BoundDnsProxy::bind(config).expect("bind DNS proxy");
-                ready_tx.send(()).expect("ready");
+                ready_tx.send(bound.stats()).expect("ready");
                 let stop = async {
                     let _ = stop_rx.await;
                 };
@@ -231,12 +235,13 @@ impl ProxyThread {
                     .expect("serve");
             });
         });
-        ready_rx
+        let stats = ready_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("proxy bound");
         ProxyThread {
             flows: flow_rx,
             snapshots: snap_tx,
+            stats,
             shutdown: Some(stop_tx),
             thread: Some(thread),
         }

@@ -19,7 +19,8 @@ pub struct Call {
     pub finished: Instant,
 }
 
-/// Records calls; each takes `delay`.
+/// Records calls; each takes `delay`. Names starting with `fail.` are rejected and names
+/// starting with `slow.` take ten times `delay` (to exercise the proxy's error paths).
 pub struct RecordingLearner {
     delay: Duration,
     calls: Mutex<Vec<Call>>,
@@ -47,7 +48,11 @@ impl FqdnLearner for RecordingLearner {
     ) -> Pin<Box<dyn Future<Output = Result<(), LearnError>> + Send + '_>> {
         Box::pin(async move {
             let started = Instant::now();
-            tokio::time::sleep(self.delay).await;
+            let slow = update.qname.starts_with("slow.");
+            tokio::time::sleep(if slow { self.delay * 10 } else { self.delay }).await;
+            if update.qname.starts_with("fail.") {
+                return Err(LearnError::Capacity("policy map full".into()));
+            }
             self.calls.lock().expect("learner lock").push(Call {
                 update,
                 started,
