@@ -1,1 +1,17 @@
-//! Placeholder harness; replaced by the e2e suite.
+//! End-to-end harness: a [`Lab`] guard that brings up the scenario cluster of
+//! `config/topology.yaml` with the real `palisade` binary (namespaces as nodes and pods, the
+//! agent with its eBPF datapath in node k8s-w1), feeds it policy files, runs real `curl`,
+//! `ping` and `dig` in pods, and tears everything down on drop, also when a test panics.
+//!
+//! Every lab has its own tag: namespaces `pe2e-<tag>-…`, state under `/run/palisade-e2e-<tag>`,
+//! so test binaries never meet each other or a developer's lab.
+#![forbid(unsafe_code)]
+
+#[path = "harness/lab.rs"]
+mod lab;
+#[path = "harness/paths.rs"]
+pub mod paths;
+#[path = "harness/tools.rs"]
+pub mod tools;
+
+pub use lab::Lab;
