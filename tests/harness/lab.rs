@@ -19,6 +19,8 @@ pub struct Lab {
     bin: PathBuf,
     state_dir: PathBuf,
     prefix: String,
+    /// The test's own files: `policies/` (watched by the agent) and logs of spawned processes.
+    work: PathBuf,
     policies: PathBuf,
     /// Processes started by the test (listeners, a restarted agent): killed on drop.
     children: Mutex<Vec<Child>>,
@@ -30,11 +32,12 @@ impl Lab {
     /// tag are removed first.
     pub fn up(tag: &str) -> Lab {
         let bin = paths::palisade_bin();
+        let work = std::env::temp_dir().join(format!("pe2e-{tag}-{}", std::process::id()));
         let lab = Lab {
             state_dir: PathBuf::from(format!("/run/palisade-e2e-{tag}")),
             prefix: format!("pe2e-{tag}-"),
-            policies: std::env::temp_dir()
-                .join(format!("pe2e-{tag}-policies-{}", std::process::id())),
+            policies: work.join("policies"),
+            work,
             bin,
             children: Mutex::new(Vec::new()),
         };
@@ -313,9 +316,9 @@ impl Lab {
     }
 
     /// Starts `cmd` in the network namespace of `member` in the background (output to
-    /// `<state_dir>/<log>`); it is killed when the lab drops.
+    /// [`Lab::log_path`]`(log)`); it is killed when the lab drops.
     pub fn spawn(&self, member: &str, log: &str, cmd: &[&str]) -> u32 {
-        let path = self.state_dir.join(log);
+        let path = self.log_path(log);
         let file = std::fs::File::create(&path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         let err = file.try_clone().expect("log file handle");
@@ -333,6 +336,12 @@ impl Lab {
             .unwrap_or_else(|e| e.into_inner())
             .push(child);
         pid
+    }
+
+    /// Where the log `name` of a spawned process goes (the test's own directory: `lab down`
+    /// removes only the files the lab made).
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.work.join(name)
     }
 
     /// Kills (SIGKILL) and reaps a process started with [`Lab::spawn`].
@@ -355,6 +364,13 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "agent log tail ({}):\n{}",
+                self.prefix,
+                tail(&self.agent_log(), 30)
+            );
+        }
         for mut child in self
             .children
             .lock()
@@ -365,7 +381,7 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         self.down();
-        let _ = std::fs::remove_dir_all(&self.policies);
+        let _ = std::fs::remove_dir_all(&self.work);
     }
 }
 
