@@ -151,6 +151,24 @@ impl Lab {
         })
     }
 
+    /// The agent's `policy applied` log line of `revision` as key → value (`written`,
+    /// `deleted`, `touched`, …); panics when there is none.
+    pub fn applied(&self, revision: u64) -> std::collections::BTreeMap<String, String> {
+        let needle = format!("revision={revision} ");
+        let log = self.agent_log();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("policy applied") && l.contains(&needle))
+            .last()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `policy applied` line for revision {revision}:\n{}",
+                    tail(&log, 25)
+                )
+            });
+        parse_fields(line)
+    }
+
     /// Copies scenario policies (`config/policies/<rel>`) into the watched directory and waits
     /// until the agent has applied them (its revision advances).
     pub fn apply(&self, rels: &[&str]) {
@@ -389,4 +407,42 @@ impl Drop for Lab {
 /// because two scenarios ship files with the same name (`s6-fqdn/fqdn.yaml`, `s7-dns/fqdn.yaml`).
 fn flat_name(rel: &str) -> String {
     rel.replace('/', "--")
+}
+
+/// `key=value` fields of a tracing line; a `{…}` value may hold spaces.
+fn parse_fields(line: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = line;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq]
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let after = &rest[eq + 1..];
+        let end = if after.starts_with('{') {
+            after.find('}').map_or(after.len(), |i| i + 1)
+        } else {
+            after.find(' ').unwrap_or(after.len())
+        };
+        out.insert(key, after[..end].to_string());
+        rest = &after[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_of_an_applied_line() {
+        let line = "2026-11-28T07:56:02Z  INFO policy applied revision=3 endpoints=12 written=2 \
+                    deleted=0 touched={\"default/a\", \"default/b\"} ipcache_writes=1";
+        let f = parse_fields(line);
+        assert_eq!(f["revision"], "3");
+        assert_eq!(f["written"], "2");
+        assert_eq!(f["touched"], "{\"default/a\", \"default/b\"}");
+        assert_eq!(f["ipcache_writes"], "1");
+    }
 }
