@@ -1,29 +1,19 @@
-# Palisade: every entry point a person or CI uses.
-.PHONY: deps build test demo bench lab-down fmt lint
-
-CARGO ?= cargo
+# Palisade: every entry point a person or CI uses (the scripts do the work).
+.PHONY: deps build test demo bench lab-down
 
 deps:
 	bash scripts/install-deps.sh
 
 build: deps
-	$(CARGO) build --workspace --all-targets
-
-fmt:
-	$(CARGO) fmt --all -- --check
-
-lint: deps
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cargo build --workspace --all-targets
 
 # The whole suite: formatting, lints, unit, BPF and end-to-end tests (needs root).
-test: deps fmt lint build
-	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
+test:
+	bash scripts/test.sh
 
-# Brings up the scenario lab, applies the scenario policies one by one, shows each outcome
-# with real curl, ping and dig, then tears the lab down.
-demo: deps
-	$(CARGO) build --release -p palisade
-	bash scripts/demo.sh target/release/palisade
+# Scenario lab demo with real curl, ping and dig; tears the lab down at the end.
+demo:
+	bash scripts/demo.sh
 
 bench: deps
 	bash scripts/bench.sh

@@ -90,6 +90,7 @@ impl Agent {
     /// Opens the datapath (adopting pinned maps) and restores persisted state.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Agent>> {
         std::fs::create_dir_all(&config.state_dir).with_context(|| format!("creating {}", config.state_dir.display()))?;
+        ensure_bpffs(&config.bpf_pin_dir)?;
         let datapath = Datapath::load(&config.bpf_pin_dir).context("loading the eBPF datapath")?;
         palisade_bpf::install_proxy_routing().context("installing proxy policy routing")?;
         let mut applied = Applied::default();
@@ -262,6 +263,26 @@ impl Agent {
         let n: usize = inner.learned().values().map(|s| s.len()).sum();
         self.metrics.fqdn_cache_ips.set(n as i64);
     }
+}
+
+/// Mounts bpffs at /sys/fs/bpf when the pin directory lives there and nothing is mounted (fresh
+/// machines often lack it); pins on plain sysfs would fail.
+fn ensure_bpffs(pin_dir: &std::path::Path) -> Result<()> {
+    let root = std::path::Path::new("/sys/fs/bpf");
+    if !pin_dir.starts_with(root) {
+        return Ok(());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.split_whitespace().nth(2) == Some("bpf")) {
+        return Ok(());
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .context("running mount")?;
+    anyhow::ensure!(status.success(), "mounting bpffs at /sys/fs/bpf failed");
+    tracing::info!("mounted bpffs at /sys/fs/bpf");
+    Ok(())
 }
 
 fn endpoint_id(ids: &mut BTreeMap<String, u16>, name: &str) -> u16 {
