@@ -88,8 +88,9 @@ impl Decision {
 struct FieldSet {
     /// Distinct patterns, anchored.
     set: regex::RegexSet,
-    /// For each pattern of `set`, the rules that use it.
-    rules_of: Vec<Vec<usize>>,
+    /// For each pattern of `set`, the rules that use it (a bit set, so a pattern shared by
+    /// many rules costs a few word ORs, not a loop over the rules).
+    rules_of: Vec<Bitset>,
     /// Rules that leave this field unset (match anything).
     wildcard: Bitset,
 }
@@ -152,9 +153,7 @@ impl HttpRuleSet {
         for (field, value) in self.fields.iter().zip(values) {
             let mut hit = field.wildcard.clone();
             for pattern in field.set.matches(value).iter() {
-                for &rule in &field.rules_of[pattern] {
-                    hit.set(rule);
-                }
+                hit.or(&field.rules_of[pattern]);
             }
             candidates.and(&hit);
         }
@@ -262,17 +261,17 @@ fn build_field(field: &'static str, values: &[Option<&String>]) -> Result<FieldS
     let mut wildcard = Bitset::empty(values.len());
     let mut slots: HashMap<&str, usize> = HashMap::new();
     let mut patterns = Vec::new();
-    let mut rules_of: Vec<Vec<usize>> = Vec::new();
+    let mut rules_of: Vec<Bitset> = Vec::new();
     for (rule, value) in values.iter().enumerate() {
         match value {
             None => wildcard.set(rule),
             Some(p) => {
                 let slot = *slots.entry(p.as_str()).or_insert_with(|| {
                     patterns.push(anchor(p));
-                    rules_of.push(Vec::new());
+                    rules_of.push(Bitset::empty(values.len()));
                     patterns.len() - 1
                 });
-                rules_of[slot].push(rule);
+                rules_of[slot].set(rule);
             }
         }
     }
@@ -319,6 +318,12 @@ impl Bitset {
 
     fn set(&mut self, i: usize) {
         self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    fn or(&mut self, other: &Bitset) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
     }
 
     fn and(&mut self, other: &Bitset) {

@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: http_proxy SNAPSHOT.json [LISTEN]")?;
+    let path = args
+        .next()
+        .ok_or("usage: http_proxy SNAPSHOT.json [LISTEN]")?;
     let snapshot: PolicySnapshot = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     let mut config = ProxyConfig::default();
     if let Some(listen) = args.next() {

@@ -18,9 +18,13 @@ const SNAPSHOT: &str = r#"{
 fn snapshot_round_trips_through_json() {
     let snap: PolicySnapshot = serde_json::from_str(SNAPSHOT).expect("snapshot parses");
     assert_eq!(snap.revision, 7);
-    assert_eq!(snap.endpoints[0].ingress[0].end_port, 0, "endPort defaults to 0 (single port)");
+    assert_eq!(
+        snap.endpoints[0].ingress[0].end_port, 0,
+        "endPort defaults to 0 (single port)"
+    );
     let again: PolicySnapshot =
-        serde_json::from_str(&serde_json::to_string(&snap).expect("serializes")).expect("parses back");
+        serde_json::from_str(&serde_json::to_string(&snap).expect("serializes"))
+            .expect("parses back");
     assert_eq!(snap, again, "JSON round trip keeps everything");
 }
 
@@ -28,15 +32,25 @@ fn snapshot_round_trips_through_json() {
 fn unknown_keys_are_rejected() {
     let typo = SNAPSHOT.replace("\"identity\": 300", "\"identty\": 300");
     let err = serde_json::from_str::<PolicySnapshot>(&typo).expect_err("unknown key rejected");
-    assert!(err.to_string().contains("identty"), "error names the key: {err}");
-    let err = serde_json::from_str::<ProxyConfig>(r#"{"lissen": "0.0.0.0:1"}"#).expect_err("unknown key rejected");
-    assert!(err.to_string().contains("lissen"), "error names the key: {err}");
+    assert!(
+        err.to_string().contains("identty"),
+        "error names the key: {err}"
+    );
+    let err = serde_json::from_str::<ProxyConfig>(r#"{"lissen": "0.0.0.0:1"}"#)
+        .expect_err("unknown key rejected");
+    assert!(
+        err.to_string().contains("lissen"),
+        "error names the key: {err}"
+    );
 }
 
 #[test]
 fn config_defaults_are_cilium_values() {
     let c: ProxyConfig = serde_json::from_str("{}").expect("empty config uses defaults");
     assert_eq!(c.listen.to_string(), "0.0.0.0:15001");
-    assert_eq!((c.upstream_mark_egress, c.upstream_mark_ingress), (0xb00, 0xa00));
+    assert_eq!(
+        (c.upstream_mark_egress, c.upstream_mark_ingress),
+        (0xb00, 0xa00)
+    );
     assert!(c.transparent, "transparent by default");
 }
