@@ -56,7 +56,9 @@ pub struct ProxySection {
 
 impl Default for ProxySection {
     fn default() -> Self {
-        ProxySection { http_port: http_port() }
+        ProxySection {
+            http_port: http_port(),
+        }
     }
 }
 
@@ -143,9 +145,13 @@ fn learn_timeout() -> u64 {
 impl Config {
     /// Reads, validates and resolves relative paths.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut c: Config = serde_yaml_ng::from_str(&text).map_err(|e| {
-            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            let at = e
+                .location()
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
             anyhow::anyhow!("{}{at}: {e}", path.display())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -177,10 +183,9 @@ impl Config {
         if self.metrics_address.is_empty() {
             return Ok(None);
         }
-        let a = self
-            .metrics_address
-            .parse()
-            .with_context(|| format!("metricsAddress: invalid address {:?}", self.metrics_address))?;
+        let a = self.metrics_address.parse().with_context(|| {
+            format!("metricsAddress: invalid address {:?}", self.metrics_address)
+        })?;
         Ok(Some(a))
     }
 }

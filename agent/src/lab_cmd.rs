@@ -25,8 +25,16 @@ fn options(lab: &LabArgs) -> LabOptions {
 /// Runs a lab command.
 pub fn run(cmd: LabCmd) -> Result<ExitCode> {
     match cmd {
-        LabCmd::Up { topology, policies, no_agent, lab } => {
-            let opts = LabOptions { start_agent: !no_agent, ..options(&lab) };
+        LabCmd::Up {
+            topology,
+            policies,
+            no_agent,
+            lab,
+        } => {
+            let opts = LabOptions {
+                start_agent: !no_agent,
+                ..options(&lab)
+            };
             let status = palisade_lab::up(&topology, &policies, &opts)?;
             println!("{status}");
             Ok(ExitCode::SUCCESS)

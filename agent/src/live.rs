@@ -9,7 +9,11 @@ use serde::Serialize;
 
 use crate::cli::{ApiArgs, Output, TraceArgs};
 
-fn print<T: Serialize>(api: &ApiArgs, value: &T, table: impl FnOnce(&T) -> String) -> Result<ExitCode> {
+fn print<T: Serialize>(
+    api: &ApiArgs,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<ExitCode> {
     match api.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Output::Table => print!("{}", table(value)),
@@ -39,7 +43,9 @@ pub fn identities(api: &ApiArgs) -> Result<ExitCode> {
 /// `identity get ID`.
 pub fn identity(api: &ApiArgs, id: u32) -> Result<ExitCode> {
     let v = rt()?.block_on(Client::new(&api.socket).identity(id))?;
-    print(api, &v, |v| render::render_identities(std::slice::from_ref(v)))
+    print(api, &v, |v| {
+        render::render_identities(std::slice::from_ref(v))
+    })
 }
 
 /// `endpoint list`.
@@ -99,12 +105,24 @@ pub fn fqdn_cache(api: &ApiArgs) -> Result<ExitCode> {
 }
 
 /// `monitor`: streams until the agent goes away or the user interrupts.
-pub fn monitor(api: &ApiArgs, endpoint: Option<String>, verdict: Option<String>, kind: Option<String>) -> Result<ExitCode> {
+pub fn monitor(
+    api: &ApiArgs,
+    endpoint: Option<String>,
+    verdict: Option<String>,
+    kind: Option<String>,
+) -> Result<ExitCode> {
     let kind = match kind {
-        Some(k) => Some(FlowKind::parse(&k).with_context(|| format!("--type {k:?}: expected drop, allow, l7 or dns"))?),
+        Some(k) => Some(
+            FlowKind::parse(&k)
+                .with_context(|| format!("--type {k:?}: expected drop, allow, l7 or dns"))?,
+        ),
         None => None,
     };
-    let filter = MonitorFilter { endpoint, verdict, kind };
+    let filter = MonitorFilter {
+        endpoint,
+        verdict,
+        kind,
+    };
     rt()?.block_on(async {
         let mut stream = Client::new(&api.socket).monitor(&filter).await?;
         while let Some(ev) = stream.next().await {

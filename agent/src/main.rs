@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{BpfCmd, BpfPolicyCmd, Cli, Command, EndpointCmd, FqdnCacheCmd, FqdnCmd, IdentityCmd, PolicyCmd};
+use cli::{
+    BpfCmd, BpfPolicyCmd, Cli, Command, EndpointCmd, FqdnCacheCmd, FqdnCmd, IdentityCmd, PolicyCmd,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,8 +40,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             PolicyCmd::Get { api } => live::policies(&api),
         },
         Command::Identity { cmd } => match cmd {
-            IdentityCmd::List { topology: Some(t), policies, .. } => offline::identities_offline(&t, &policies),
-            IdentityCmd::List { topology: None, api, .. } => live::identities(&api),
+            IdentityCmd::List {
+                topology: Some(t),
+                policies,
+                ..
+            } => offline::identities_offline(&t, &policies),
+            IdentityCmd::List {
+                topology: None,
+                api,
+                ..
+            } => live::identities(&api),
             IdentityCmd::Get { id, api } => live::identity(&api, id),
         },
         Command::Endpoint { cmd } => match cmd {
@@ -47,9 +57,23 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             EndpointCmd::Get { name, api } => live::endpoint(&api, &name),
         },
         Command::Status { api } => live::status(&api),
-        Command::Bpf { cmd: BpfCmd::Policy { cmd: BpfPolicyCmd::Get { endpoint, api } } } => live::bpf_policy(&api, &endpoint),
-        Command::Fqdn { cmd: FqdnCmd::Cache { cmd: FqdnCacheCmd::List { api } } } => live::fqdn_cache(&api),
-        Command::Monitor { api, endpoint, verdict, kind } => live::monitor(&api, endpoint, verdict, kind),
+        Command::Bpf {
+            cmd:
+                BpfCmd::Policy {
+                    cmd: BpfPolicyCmd::Get { endpoint, api },
+                },
+        } => live::bpf_policy(&api, &endpoint),
+        Command::Fqdn {
+            cmd: FqdnCmd::Cache {
+                cmd: FqdnCacheCmd::List { api },
+            },
+        } => live::fqdn_cache(&api),
+        Command::Monitor {
+            api,
+            endpoint,
+            verdict,
+            kind,
+        } => live::monitor(&api, endpoint, verdict, kind),
         Command::Lab { cmd } => lab_cmd::run(cmd),
     }
 }

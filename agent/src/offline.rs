@@ -35,7 +35,9 @@ pub fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
 /// Parses `80/TCP`, `53/udp`, `8/ICMP` into (port, protocol number).
 pub fn parse_dport(s: &str) -> Result<(u16, u8)> {
     let (port, proto) = s.split_once('/').unwrap_or((s, "TCP"));
-    let port: u16 = port.parse().with_context(|| format!("--dport {s:?}: invalid port"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("--dport {s:?}: invalid port"))?;
     let proto = match proto.to_ascii_uppercase().as_str() {
         "TCP" => 6,
         "UDP" => 17,
@@ -55,7 +57,10 @@ pub fn parse_answers(answers: &[String]) -> Result<LearnedNames> {
             .split_once('=')
             .with_context(|| format!("--dns-answer {a:?}: expected NAME=IP[,IP...]"))?;
         for ip in ips.split(',') {
-            let ip = ip.trim().parse().with_context(|| format!("--dns-answer {a:?}: invalid address {ip:?}"))?;
+            let ip = ip
+                .trim()
+                .parse()
+                .with_context(|| format!("--dns-answer {a:?}: invalid address {ip:?}"))?;
             learned.entry(normalize_name(name)).or_default().insert(ip);
         }
     }
@@ -67,7 +72,9 @@ pub fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>> {
     headers
         .iter()
         .map(|h| {
-            let (k, v) = h.split_once(':').with_context(|| format!("--http-header {h:?}: expected 'Name: value'"))?;
+            let (k, v) = h
+                .split_once(':')
+                .with_context(|| format!("--http-header {h:?}: expected 'Name: value'"))?;
             Ok((k.trim().to_string(), v.trim().to_string()))
         })
         .collect()
@@ -76,21 +83,35 @@ pub fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>> {
 /// The trace request from CLI flags.
 pub fn trace_request(args: &TraceArgs) -> Result<TraceRequest> {
     let (dport, proto) = parse_dport(&args.dport)?;
-    let http = (args.http_method.is_some() || args.http_path.is_some() || args.http_host.is_some() || !args.http_headers.is_empty())
-        .then(|| -> Result<HttpRequest> {
-            Ok(HttpRequest {
-                method: args.http_method.clone(),
-                path: args.http_path.clone(),
-                host: args.http_host.clone(),
-                headers: parse_headers(&args.http_headers)?,
-            })
+    let http = (args.http_method.is_some()
+        || args.http_path.is_some()
+        || args.http_host.is_some()
+        || !args.http_headers.is_empty())
+    .then(|| -> Result<HttpRequest> {
+        Ok(HttpRequest {
+            method: args.http_method.clone(),
+            path: args.http_path.clone(),
+            host: args.http_host.clone(),
+            headers: parse_headers(&args.http_headers)?,
         })
-        .transpose()?;
-    Ok(TraceRequest { from: args.from.clone(), to: args.to.clone(), dport, proto, http, dns_name: args.dns_name.clone() })
+    })
+    .transpose()?;
+    Ok(TraceRequest {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        dport,
+        proto,
+        http,
+        dns_name: args.dns_name.clone(),
+    })
 }
 
 /// Loads topology and policies into an engine, failing on any policy error.
-pub fn engine(topology: &PathBuf, policies: &[PathBuf], learned: &LearnedNames) -> Result<Engine> {
+pub fn engine(
+    topology: &std::path::Path,
+    policies: &[PathBuf],
+    learned: &LearnedNames,
+) -> Result<Engine> {
     let topo = Topology::load(topology)?;
     let (set, errors) = load_paths(policies);
     if let Some(e) = errors.first() {
@@ -99,11 +120,17 @@ pub fn engine(topology: &PathBuf, policies: &[PathBuf], learned: &LearnedNames) 
     for w in &set.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(Engine::new(topo, set.policies, learned, Allocator::new(), ResolveOptions::default()))
+    Ok(Engine::new(
+        topo,
+        set.policies,
+        learned,
+        Allocator::new(),
+        ResolveOptions::default(),
+    ))
 }
 
 /// `policy trace --topology FILE --policies PATH ...`.
-pub fn trace_offline(topology: &PathBuf, args: &TraceArgs) -> Result<ExitCode> {
+pub fn trace_offline(topology: &std::path::Path, args: &TraceArgs) -> Result<ExitCode> {
     let learned = parse_answers(&args.dns_answers)?;
     let engine = engine(topology, &args.policies, &learned)?;
     let result = trace(&engine, &trace_request(args)?)?;
@@ -114,7 +141,7 @@ pub fn trace_offline(topology: &PathBuf, args: &TraceArgs) -> Result<ExitCode> {
 }
 
 /// `identity list --topology FILE`.
-pub fn identities_offline(topology: &PathBuf, policies: &[PathBuf]) -> Result<ExitCode> {
+pub fn identities_offline(topology: &std::path::Path, policies: &[PathBuf]) -> Result<ExitCode> {
     let engine = engine(topology, policies, &LearnedNames::new())?;
     print!("{}", render_list(engine.alloc.all()));
     Ok(ExitCode::SUCCESS)

@@ -43,19 +43,27 @@ pub fn main(config_path: &Path) -> Result<ExitCode> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 struct Learner(Arc<Agent>);
 
 impl FqdnLearner for Learner {
-    fn learn(&self, update: LearnedAnswer) -> Pin<Box<dyn Future<Output = Result<(), LearnError>> + Send + '_>> {
+    fn learn(
+        &self,
+        update: LearnedAnswer,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LearnError>> + Send + '_>> {
         let agent = self.0.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || agent.learn(&update.endpoint, &update.names, &update.addrs))
-                .await
-                .map_err(|e| LearnError::Failed(e.to_string()))?
-                .map_err(|e| LearnError::Failed(format!("{e:#}")))
+            tokio::task::spawn_blocking(move || {
+                agent.learn(&update.endpoint, &update.names, &update.addrs)
+            })
+            .await
+            .map_err(|e| LearnError::Failed(e.to_string()))?
+            .map_err(|e| LearnError::Failed(format!("{e:#}")))
         })
     }
 }
@@ -82,7 +90,11 @@ async fn run(config: Config) -> Result<()> {
     let (dns_tx, dns_rx) = mpsc::channel(4096);
     let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(DnsProxyConfig {
         listen_port: config.dns_proxy.port,
-        reject: if config.dns_proxy.reject_code == "nameError" { RejectCode::NameError } else { RejectCode::Refused },
+        reject: if config.dns_proxy.reject_code == "nameError" {
+            RejectCode::NameError
+        } else {
+            RejectCode::Refused
+        },
         learn_timeout: Duration::from_millis(config.dns_proxy.learn_timeout_ms),
         ..DnsProxyConfig::default()
     })
@@ -92,10 +104,19 @@ async fn run(config: Config) -> Result<()> {
     tokio::task::spawn_blocking(move || a.reload(true)).await?;
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(proxy.serve(agent.http_snapshots.subscribe(), http_tx, stopped()).map_ok_or_log("HTTP proxy"));
     tasks.spawn(
-        dns.serve(agent.dns_snapshots.subscribe(), Arc::new(Learner(agent.clone())), dns_tx, stopped())
-            .map_ok_or_log("DNS proxy"),
+        proxy
+            .serve(agent.http_snapshots.subscribe(), http_tx, stopped())
+            .map_ok_or_log("HTTP proxy"),
+    );
+    tasks.spawn(
+        dns.serve(
+            agent.dns_snapshots.subscribe(),
+            Arc::new(Learner(agent.clone())),
+            dns_tx,
+            stopped(),
+        )
+        .map_ok_or_log("DNS proxy"),
     );
     tasks.spawn(ignore(flows::http_flows(agent.clone(), http_rx)));
     tasks.spawn(ignore(flows::dns_flows(agent.clone(), dns_rx)));
@@ -110,7 +131,9 @@ async fn run(config: Config) -> Result<()> {
         }
     });
     if let Some(addr) = config.metrics_addr()? {
-        tasks.spawn(palisade_api::serve_metrics(addr, metrics.clone(), stopped()).map_ok_or_log("metrics"));
+        tasks.spawn(
+            palisade_api::serve_metrics(addr, metrics.clone(), stopped()).map_ok_or_log("metrics"),
+        );
     }
     let watcher = agent.clone();
     tasks.spawn(ignore(async move {

@@ -74,7 +74,10 @@ impl ClusterState {
             node_labels: BTreeMap::new(),
             in_use: BTreeSet::new(),
         };
-        let local_node = topo.local_node().map(|n| n.name.clone()).unwrap_or_default();
+        let local_node = topo
+            .local_node()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
         state.add_nodes(topo, inputs, &local_node, alloc);
         state.add_cidrs(inputs, alloc);
         state.add_fqdns(inputs, learned, alloc);
@@ -84,7 +87,13 @@ impl ClusterState {
         state
     }
 
-    fn add_nodes(&mut self, topo: &Topology, inputs: &IdentityInputs, local: &str, alloc: &mut Allocator) {
+    fn add_nodes(
+        &mut self,
+        topo: &Topology,
+        inputs: &IdentityInputs,
+        local: &str,
+        alloc: &mut Allocator,
+    ) {
         for node in &topo.nodes {
             let nl = labels::node_labels(node);
             let id = if node.name == local {
@@ -120,7 +129,12 @@ impl ClusterState {
         }
     }
 
-    fn add_fqdns(&mut self, inputs: &IdentityInputs, learned: &LearnedNames, alloc: &mut Allocator) {
+    fn add_fqdns(
+        &mut self,
+        inputs: &IdentityInputs,
+        learned: &LearnedNames,
+        alloc: &mut Allocator,
+    ) {
         let matchers: Vec<FqdnMatcher> = inputs
             .fqdn_selectors
             .iter()
@@ -131,12 +145,18 @@ impl ClusterState {
         for (name, ips) in learned {
             for m in matchers.iter().filter(|m| m.matches(name)) {
                 for ip in ips {
-                    per_ip.entry(*ip).or_default().insert(fqdn_label_key(m.selector()));
+                    per_ip
+                        .entry(*ip)
+                        .or_default()
+                        .insert(fqdn_label_key(m.selector()));
                 }
             }
         }
         for (ip, keys) in per_ip {
-            let mut set: LabelSet = keys.iter().map(|k| Label::new(SOURCE_FQDN, k, "")).collect();
+            let mut set: LabelSet = keys
+                .iter()
+                .map(|k| Label::new(SOURCE_FQDN, k, ""))
+                .collect();
             set.insert(Label::new(SOURCE_RESERVED, "world", ""));
             let id = alloc.local(&set, IdentityKind::Fqdn);
             self.in_use.insert(id);
@@ -148,7 +168,10 @@ impl ClusterState {
         let sec = labels::pod_security_labels(pod, topo);
         let id = alloc.pod(&sec);
         self.in_use.insert(id);
-        let node = topo.node_of(pod).map(|n| n.name.clone()).unwrap_or_default();
+        let node = topo
+            .node_of(pod)
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
         for ip in &pod.ips {
             self.ipcache.insert(IpNet::from(*ip), id);
         }

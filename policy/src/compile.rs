@@ -151,7 +151,13 @@ pub fn compile(policies: &[LoadedPolicy], topo: &Topology) -> CompiledPolicies {
                     .spec
                     .iter()
                     .map(|r| ("spec".to_string(), r))
-                    .chain(c.specs.iter().flatten().enumerate().map(|(i, r)| (format!("specs[{i}]"), r)))
+                    .chain(
+                        c.specs
+                            .iter()
+                            .flatten()
+                            .enumerate()
+                            .map(|(i, r)| (format!("specs[{i}]"), r)),
+                    )
                     .collect();
                 for (field, rule) in rules {
                     let origin = Origin {
@@ -284,9 +290,21 @@ fn ingress_rule(
         || r.from_entities.is_some()
         || r.from_nodes.is_some();
     let mut sel = Vec::new();
-    sel.extend(endpoint_selectors(r.from_endpoints.as_deref().unwrap_or_default(), p));
-    sel.extend(cidr_selectors(r.from_cidr.as_ref(), r.from_cidr_set.as_ref(), inputs));
-    sel.extend(r.from_entities.iter().flatten().map(|e| PeerSelector::Entity(*e)));
+    sel.extend(endpoint_selectors(
+        r.from_endpoints.as_deref().unwrap_or_default(),
+        p,
+    ));
+    sel.extend(cidr_selectors(
+        r.from_cidr.as_ref(),
+        r.from_cidr_set.as_ref(),
+        inputs,
+    ));
+    sel.extend(
+        r.from_entities
+            .iter()
+            .flatten()
+            .map(|e| PeerSelector::Entity(*e)),
+    );
     for n in r.from_nodes.iter().flatten() {
         inputs.node_selectors_used = true;
         sel.push(PeerSelector::Nodes(Selector::compile(n, None)));
@@ -315,9 +333,21 @@ fn egress_rule(
         || r.to_fqdns.is_some()
         || r.to_nodes.is_some();
     let mut sel = Vec::new();
-    sel.extend(endpoint_selectors(r.to_endpoints.as_deref().unwrap_or_default(), p));
-    sel.extend(cidr_selectors(r.to_cidr.as_ref(), r.to_cidr_set.as_ref(), inputs));
-    sel.extend(r.to_entities.iter().flatten().map(|e| PeerSelector::Entity(*e)));
+    sel.extend(endpoint_selectors(
+        r.to_endpoints.as_deref().unwrap_or_default(),
+        p,
+    ));
+    sel.extend(cidr_selectors(
+        r.to_cidr.as_ref(),
+        r.to_cidr_set.as_ref(),
+        inputs,
+    ));
+    sel.extend(
+        r.to_entities
+            .iter()
+            .flatten()
+            .map(|e| PeerSelector::Entity(*e)),
+    );
     for n in r.to_nodes.iter().flatten() {
         inputs.node_selectors_used = true;
         sel.push(PeerSelector::Nodes(Selector::compile(n, None)));
@@ -331,14 +361,20 @@ fn egress_rule(
         let services: Vec<&Service> = match (&s.k8s_service, &s.k8s_service_selector) {
             (Some(k), _) => {
                 let ns = k.namespace.clone().unwrap_or_else(|| policy_ns.clone());
-                topo.services.iter().filter(|svc| svc.namespace == ns && svc.name == k.service_name).collect()
+                topo.services
+                    .iter()
+                    .filter(|svc| svc.namespace == ns && svc.name == k.service_name)
+                    .collect()
             }
             (None, Some(k)) => {
                 let ns = k.namespace.clone().unwrap_or_else(|| policy_ns.clone());
                 let sel = Selector::compile(&k.selector, None);
                 topo.services
                     .iter()
-                    .filter(|svc| svc.namespace == ns && sel.matches(&crate::labels::labels_from_map(&svc.labels, SOURCE_K8S)))
+                    .filter(|svc| {
+                        svc.namespace == ns
+                            && sel.matches(&crate::labels::labels_from_map(&svc.labels, SOURCE_K8S))
+                    })
                     .collect()
             }
             (None, None) => Vec::new(),
@@ -374,7 +410,10 @@ fn service_backends(svc: &Service, inputs: &mut IdentityInputs) -> Vec<PeerSelec
             .map(|ip| {
                 let net = IpNet::from(*ip);
                 inputs.cidrs.insert(net);
-                PeerSelector::Cidr { net, except: Vec::new() }
+                PeerSelector::Cidr {
+                    net,
+                    except: Vec::new(),
+                }
             })
             .collect(),
     }
@@ -391,7 +430,10 @@ fn l7_of(rules: Option<&L7Rules>) -> Option<L7> {
     }
 }
 
-fn port_specs(to_ports: Option<&[PortRule]>, icmps: Option<&[IcmpRule]>) -> Option<Vec<(PortSpec, Option<L7>)>> {
+fn port_specs(
+    to_ports: Option<&[PortRule]>,
+    icmps: Option<&[IcmpRule]>,
+) -> Option<Vec<(PortSpec, Option<L7>)>> {
     let to_ports = to_ports.unwrap_or_default();
     let icmps = icmps.unwrap_or_default();
     if to_ports.is_empty() && icmps.is_empty() {
@@ -403,7 +445,14 @@ fn port_specs(to_ports: Option<&[PortRule]>, icmps: Option<&[IcmpRule]>) -> Opti
         if pr.ports.is_empty() {
             // `toPorts` with only L7-less entries and no ports: all ports.
             for proto in Protocol::Any.expand() {
-                out.push((PortSpec { proto: proto.number(), port: PortNumber::All, end_port: None }, l7.clone()));
+                out.push((
+                    PortSpec {
+                        proto: proto.number(),
+                        port: PortNumber::All,
+                        end_port: None,
+                    },
+                    l7.clone(),
+                ));
             }
         }
         for pp in &pr.ports {
@@ -421,7 +470,11 @@ fn port_specs(to_ports: Option<&[PortRule]>, icmps: Option<&[IcmpRule]>) -> Opti
     }
     for rule in icmps {
         for f in &rule.fields {
-            let proto = if f.family.as_deref() == Some("IPv6") { 58 } else { 1 };
+            let proto = if f.family.as_deref() == Some("IPv6") {
+                58
+            } else {
+                1
+            };
             out.push((
                 PortSpec {
                     proto,
@@ -435,9 +488,15 @@ fn port_specs(to_ports: Option<&[PortRule]>, icmps: Option<&[IcmpRule]>) -> Opti
     Some(out)
 }
 
-fn compile_knp(k: &KubernetesPolicy, p: &LoadedPolicy, origin: Origin, inputs: &mut IdentityInputs) -> CompiledRule {
+fn compile_knp(
+    k: &KubernetesPolicy,
+    p: &LoadedPolicy,
+    origin: Origin,
+    inputs: &mut IdentityInputs,
+) -> CompiledRule {
     let ns = p.namespace.clone().unwrap_or_else(|| "default".into());
-    let subject = Selector::compile(&k.spec.pod_selector, Some(SOURCE_K8S)).scoped_to_namespace(&ns);
+    let subject =
+        Selector::compile(&k.spec.pod_selector, Some(SOURCE_K8S)).scoped_to_namespace(&ns);
     let types: BTreeSet<KnpPolicyType> = match &k.spec.policy_types {
         Some(t) => t.iter().copied().collect(),
         None => {
@@ -448,30 +507,39 @@ fn compile_knp(k: &KubernetesPolicy, p: &LoadedPolicy, origin: Origin, inputs: &
             t
         }
     };
-    let rules = |list: &Option<Vec<KnpRule>>, field: &str, inputs: &mut IdentityInputs| -> Vec<PeerRule> {
-        list.iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, r)| {
-                let peers = r.from.as_ref().or(r.to.as_ref());
-                PeerRule {
-                    peers: knp_peers(peers, &ns, inputs),
-                    ports: knp_ports(r.ports.as_deref()),
-                    deny: false,
-                    origin: Origin {
-                        rule: format!("spec.{field}[{i}]"),
-                        ..origin.clone()
-                    },
-                }
-            })
-            .collect()
-    };
+    let rules =
+        |list: &Option<Vec<KnpRule>>, field: &str, inputs: &mut IdentityInputs| -> Vec<PeerRule> {
+            list.iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, r)| {
+                    let peers = r.from.as_ref().or(r.to.as_ref());
+                    PeerRule {
+                        peers: knp_peers(peers, &ns, inputs),
+                        ports: knp_ports(r.ports.as_deref()),
+                        deny: false,
+                        origin: Origin {
+                            rule: format!("spec.{field}[{i}]"),
+                            ..origin.clone()
+                        },
+                    }
+                })
+                .collect()
+        };
     let ingress_on = types.contains(&KnpPolicyType::Ingress);
     let egress_on = types.contains(&KnpPolicyType::Egress);
     CompiledRule {
         subject,
-        ingress: if ingress_on { rules(&k.spec.ingress, "ingress", inputs) } else { Vec::new() },
-        egress: if egress_on { rules(&k.spec.egress, "egress", inputs) } else { Vec::new() },
+        ingress: if ingress_on {
+            rules(&k.spec.ingress, "ingress", inputs)
+        } else {
+            Vec::new()
+        },
+        egress: if egress_on {
+            rules(&k.spec.egress, "egress", inputs)
+        } else {
+            Vec::new()
+        },
         ingress_default_deny: ingress_on,
         egress_default_deny: egress_on,
         origin,
@@ -507,9 +575,10 @@ fn knp_peers(peers: Option<&Vec<KnpPeer>>, ns: &str, inputs: &mut IdentityInputs
                 // Namespace labels appear on pods as io.cilium.k8s.namespace.labels.KEY.
                 let mut prefixed = LabelSelectorSpec::default();
                 for (k, v) in &nss.match_labels {
-                    prefixed
-                        .match_labels
-                        .insert(format!("k8s:{}{k}", crate::labels::NAMESPACE_LABELS_PREFIX), v.clone());
+                    prefixed.match_labels.insert(
+                        format!("k8s:{}{k}", crate::labels::NAMESPACE_LABELS_PREFIX),
+                        v.clone(),
+                    );
                 }
                 for e in &nss.match_expressions {
                     let mut e = e.clone();
@@ -517,7 +586,8 @@ fn knp_peers(peers: Option<&Vec<KnpPeer>>, ns: &str, inputs: &mut IdentityInputs
                     prefixed.match_expressions.push(e);
                 }
                 let ns_sel = Selector::compile(&prefixed, Some(SOURCE_K8S));
-                sel = Selector::intersect(sel, ns_sel).require(POD_NAMESPACE, Operator::Exists, &[]);
+                sel =
+                    Selector::intersect(sel, ns_sel).require(POD_NAMESPACE, Operator::Exists, &[]);
             }
         }
         out.push(PeerSelector::Endpoints(sel));

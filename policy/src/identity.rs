@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(i1, CLUSTER_MIN);
         assert_eq!(a.pod(&l1), i1);
         assert_eq!(a.pod(&l2), CLUSTER_MIN + 1);
-        let c = a.local(&[Label::new("cidr", "1.2.3.4/32", "")].into(), IdentityKind::Fqdn);
+        let c = a.local(
+            &[Label::new("cidr", "1.2.3.4/32", "")].into(),
+            IdentityKind::Fqdn,
+        );
         assert_eq!(c & LOCAL_SCOPE, LOCAL_SCOPE);
     }
 }

@@ -113,7 +113,11 @@ pub fn pod_security_labels(pod: &Pod, topo: &Topology) -> LabelSet {
         }
     }
     set.insert(Label::new(SOURCE_K8S, POD_NAMESPACE, &pod.namespace));
-    set.insert(Label::new(SOURCE_K8S, SERVICE_ACCOUNT, &pod.service_account));
+    set.insert(Label::new(
+        SOURCE_K8S,
+        SERVICE_ACCOUNT,
+        &pod.service_account,
+    ));
     set.insert(Label::new(SOURCE_K8S, CLUSTER, &topo.cluster));
     let mut ns_labels = topo.namespace_labels(&pod.namespace);
     // Kubernetes puts this label on every namespace.
@@ -154,13 +158,22 @@ mod tests {
 
     #[test]
     fn parse_with_and_without_source() {
-        assert_eq!(Label::parse("k8s:app=web", "any"), Label::new("k8s", "app", "web"));
-        assert_eq!(Label::parse("app=web", "any"), Label::new("any", "app", "web"));
+        assert_eq!(
+            Label::parse("k8s:app=web", "any"),
+            Label::new("k8s", "app", "web")
+        );
+        assert_eq!(
+            Label::parse("app=web", "any"),
+            Label::new("any", "app", "web")
+        );
         assert_eq!(
             Label::parse("node-role.kubernetes.io/control-plane", "any"),
             Label::new("any", "node-role.kubernetes.io/control-plane", "")
         );
-        assert_eq!(Label::parse("reserved:host", "any"), Label::new("reserved", "host", ""));
+        assert_eq!(
+            Label::parse("reserved:host", "any"),
+            Label::new("reserved", "host", "")
+        );
     }
 
     #[test]

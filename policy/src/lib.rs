@@ -20,6 +20,6 @@ pub mod topology;
 pub mod trace;
 pub mod values;
 
-pub use error::{LoadError, SourceLocation, Warning};
 pub use engine::Engine;
+pub use error::{LoadError, SourceLocation, Warning};
 pub use topology::Topology;

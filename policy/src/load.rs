@@ -248,23 +248,53 @@ fn check_cilium(
         return Err(ctx.error("metadata", 0, "metadata.name".into(), "required".into()));
     }
     let rules: Vec<(String, &Rule)> = match (&p.spec, &p.specs) {
-        (None, None) => return Err(ctx.error("kind", 0, "spec".into(), "a policy needs `spec` or `specs`".into())),
+        (None, None) => {
+            return Err(ctx.error(
+                "kind",
+                0,
+                "spec".into(),
+                "a policy needs `spec` or `specs`".into(),
+            ))
+        }
         (Some(s), None) => vec![("spec".to_string(), s)],
-        (None, Some(v)) => v.iter().enumerate().map(|(i, r)| (format!("specs[{i}]"), r)).collect(),
+        (None, Some(v)) => v
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("specs[{i}]"), r))
+            .collect(),
         (Some(s), Some(v)) => std::iter::once(("spec".to_string(), s))
-            .chain(v.iter().enumerate().map(|(i, r)| (format!("specs[{i}]"), r)))
+            .chain(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("specs[{i}]"), r)),
+            )
             .collect(),
     };
     for (n, (field, rule)) in rules.iter().enumerate() {
         match (&rule.endpoint_selector, &rule.node_selector) {
             (None, None) => {
-                return Err(ctx.error("spec", 0, field.clone(), "a rule needs `endpointSelector` or `nodeSelector`".into()))
+                return Err(ctx.error(
+                    "spec",
+                    0,
+                    field.clone(),
+                    "a rule needs `endpointSelector` or `nodeSelector`".into(),
+                ))
             }
             (Some(_), Some(_)) => {
-                return Err(ctx.error("nodeSelector", 0, format!("{field}.nodeSelector"), "cannot be combined with `endpointSelector`".into()))
+                return Err(ctx.error(
+                    "nodeSelector",
+                    0,
+                    format!("{field}.nodeSelector"),
+                    "cannot be combined with `endpointSelector`".into(),
+                ))
             }
             (None, Some(_)) if !clusterwide => {
-                return Err(ctx.error("nodeSelector", 0, format!("{field}.nodeSelector"), "only CiliumClusterwideNetworkPolicy may select nodes".into()))
+                return Err(ctx.error(
+                    "nodeSelector",
+                    0,
+                    format!("{field}.nodeSelector"),
+                    "only CiliumClusterwideNetworkPolicy may select nodes".into(),
+                ))
             }
             _ => {}
         }
@@ -273,16 +303,29 @@ fn check_cilium(
         }
         for (i, r) in rule.ingress_deny.iter().flatten().enumerate() {
             check_ingress(r, &format!("{field}.ingressDeny[{i}]"), ctx)?;
-            check_no_l7(r.to_ports.as_deref(), &format!("{field}.ingressDeny[{i}]"), ctx)?;
+            check_no_l7(
+                r.to_ports.as_deref(),
+                &format!("{field}.ingressDeny[{i}]"),
+                ctx,
+            )?;
         }
         for (i, r) in rule.egress.iter().flatten().enumerate() {
             check_egress(r, &format!("{field}.egress[{i}]"), ctx)?;
         }
         for (i, r) in rule.egress_deny.iter().flatten().enumerate() {
             check_egress(r, &format!("{field}.egressDeny[{i}]"), ctx)?;
-            check_no_l7(r.to_ports.as_deref(), &format!("{field}.egressDeny[{i}]"), ctx)?;
+            check_no_l7(
+                r.to_ports.as_deref(),
+                &format!("{field}.egressDeny[{i}]"),
+                ctx,
+            )?;
             if r.to_fqdns.is_some() {
-                return Err(ctx.error("toFQDNs", 0, format!("{field}.egressDeny[{i}].toFQDNs"), "toFQDNs is not supported in deny rules".into()));
+                return Err(ctx.error(
+                    "toFQDNs",
+                    0,
+                    format!("{field}.egressDeny[{i}].toFQDNs"),
+                    "toFQDNs is not supported in deny rules".into(),
+                ));
             }
         }
         let lists = [
@@ -294,7 +337,14 @@ fn check_cilium(
         if lists.iter().all(|(_, len)| len.unwrap_or(0) == 0) {
             let named = lists.iter().find(|(_, len)| len.is_some()).map(|(k, _)| *k);
             let (key, dir) = match named {
-                Some(k) => (k, if k.starts_with("ingress") { "ingress" } else { "egress" }),
+                Some(k) => (
+                    k,
+                    if k.starts_with("ingress") {
+                        "ingress"
+                    } else {
+                        "egress"
+                    },
+                ),
                 None => ("spec", "egress"),
             };
             warnings.push(Warning {
@@ -313,10 +363,22 @@ fn check_cilium(
     Ok(())
 }
 
-fn check_no_l7(ports: Option<&[crate::model::PortRule]>, field: &str, ctx: &CheckCtx<'_>) -> Result<(), LoadError> {
+fn check_no_l7(
+    ports: Option<&[crate::model::PortRule]>,
+    field: &str,
+    ctx: &CheckCtx<'_>,
+) -> Result<(), LoadError> {
     for (i, p) in ports.unwrap_or_default().iter().enumerate() {
-        if p.rules.as_ref().is_some_and(|r| !r.http.is_empty() || !r.dns.is_empty()) {
-            return Err(ctx.error("rules", 0, format!("{field}.toPorts[{i}].rules"), "L7 rules are not allowed in deny rules".into()));
+        if p.rules
+            .as_ref()
+            .is_some_and(|r| !r.http.is_empty() || !r.dns.is_empty())
+        {
+            return Err(ctx.error(
+                "rules",
+                0,
+                format!("{field}.toPorts[{i}].rules"),
+                "L7 rules are not allowed in deny rules".into(),
+            ));
         }
     }
     Ok(())
@@ -324,14 +386,21 @@ fn check_no_l7(ports: Option<&[crate::model::PortRule]>, field: &str, ctx: &Chec
 
 fn check_ingress(r: &IngressRule, field: &str, ctx: &CheckCtx<'_>) -> Result<(), LoadError> {
     let members = [
-        ("fromEndpoints", r.from_endpoints.as_ref().map_or(0, Vec::len)),
+        (
+            "fromEndpoints",
+            r.from_endpoints.as_ref().map_or(0, Vec::len),
+        ),
         ("fromCIDR", r.from_cidr.as_ref().map_or(0, Vec::len)),
         ("fromCIDRSet", r.from_cidr_set.as_ref().map_or(0, Vec::len)),
         ("fromEntities", r.from_entities.as_ref().map_or(0, Vec::len)),
         ("fromNodes", r.from_nodes.as_ref().map_or(0, Vec::len)),
     ];
     check_single_l3(&members, field, ctx)?;
-    check_cidr_sets(r.from_cidr_set.as_deref(), &format!("{field}.fromCIDRSet"), ctx)
+    check_cidr_sets(
+        r.from_cidr_set.as_deref(),
+        &format!("{field}.fromCIDRSet"),
+        ctx,
+    )
 }
 
 fn check_egress(r: &EgressRule, field: &str, ctx: &CheckCtx<'_>) -> Result<(), LoadError> {
@@ -347,30 +416,55 @@ fn check_egress(r: &EgressRule, field: &str, ctx: &CheckCtx<'_>) -> Result<(), L
     check_single_l3(&members, field, ctx)?;
     for (i, s) in r.to_services.iter().flatten().enumerate() {
         if s.k8s_service.is_some() == s.k8s_service_selector.is_some() {
-            return Err(ctx.error("toServices", 0, format!("{field}.toServices[{i}]"), "exactly one of k8sService and k8sServiceSelector is required".into()));
+            return Err(ctx.error(
+                "toServices",
+                0,
+                format!("{field}.toServices[{i}]"),
+                "exactly one of k8sService and k8sServiceSelector is required".into(),
+            ));
         }
     }
     check_cidr_sets(r.to_cidr_set.as_deref(), &format!("{field}.toCIDRSet"), ctx)
 }
 
-fn check_single_l3(members: &[(&str, usize)], field: &str, ctx: &CheckCtx<'_>) -> Result<(), LoadError> {
-    let used: Vec<&str> = members.iter().filter(|(_, n)| *n > 0).map(|(k, _)| *k).collect();
+fn check_single_l3(
+    members: &[(&str, usize)],
+    field: &str,
+    ctx: &CheckCtx<'_>,
+) -> Result<(), LoadError> {
+    let used: Vec<&str> = members
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, _)| *k)
+        .collect();
     if used.len() > 1 {
         return Err(ctx.error(
             used[1],
             0,
             format!("{field}.{}", used[1]),
-            format!("combining {} and {} in one rule is not supported (as in Cilium): use two rules", used[0], used[1]),
+            format!(
+                "combining {} and {} in one rule is not supported (as in Cilium): use two rules",
+                used[0], used[1]
+            ),
         ));
     }
     Ok(())
 }
 
-fn check_cidr_sets(sets: Option<&[crate::model::CidrRule]>, field: &str, ctx: &CheckCtx<'_>) -> Result<(), LoadError> {
+fn check_cidr_sets(
+    sets: Option<&[crate::model::CidrRule]>,
+    field: &str,
+    ctx: &CheckCtx<'_>,
+) -> Result<(), LoadError> {
     for (i, set) in sets.unwrap_or_default().iter().enumerate() {
         for (j, ex) in set.except.iter().enumerate() {
             if !set.cidr.0.contains(&ex.0) {
-                return Err(ctx.error("except", 0, format!("{field}[{i}].except[{j}]"), format!("{ex} is not inside {}", set.cidr)));
+                return Err(ctx.error(
+                    "except",
+                    0,
+                    format!("{field}[{i}].except[{j}]"),
+                    format!("{ex} is not inside {}", set.cidr),
+                ));
             }
         }
     }
@@ -395,7 +489,10 @@ pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
             }
             if p.is_dir() {
                 stack.push(p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 out.push(p);
             }
         }

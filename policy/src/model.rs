@@ -229,7 +229,11 @@ pub struct K8sServiceSelector {
 
 /// `toPorts` entry: ports plus optional L7 rules.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", try_from = "RawPortRule")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    try_from = "RawPortRule"
+)]
 pub struct PortRule {
     /// Ports (empty = all ports).
     pub ports: Vec<PortProtocol>,
@@ -339,12 +343,16 @@ pub struct L7Rules {
     pub kafka: Vec<serde_yaml_ng::Value>,
 }
 
-fn reject_kafka<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<serde_yaml_ng::Value>, D::Error> {
+fn reject_kafka<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<serde_yaml_ng::Value>, D::Error> {
     let v: Vec<serde_yaml_ng::Value> = Vec::deserialize(d)?;
     if v.is_empty() {
         Ok(v)
     } else {
-        Err(serde::de::Error::custom("Kafka L7 rules are not supported by Palisade"))
+        Err(serde::de::Error::custom(
+            "Kafka L7 rules are not supported by Palisade",
+        ))
     }
 }
 

@@ -8,7 +8,11 @@ pub fn port_blocks(start: u16, end: u16) -> Vec<(u16, u8)> {
     let (mut s, e) = (start as u32, end as u32);
     while s <= e {
         // Largest power of two that `s` is aligned to and that stays within the range.
-        let mut size: u32 = if s == 0 { 1 << 16 } else { 1 << s.trailing_zeros() };
+        let mut size: u32 = if s == 0 {
+            1 << 16
+        } else {
+            1 << s.trailing_zeros()
+        };
         while s + size - 1 > e {
             size >>= 1;
         }

@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::cluster::{fqdn_label_key, ClusterState, Endpoint};
-use crate::compile::{CompiledPolicies, Direction, Origin, PeerRule, PeerSelector, Peers, PortSpec, L7};
+use crate::compile::{
+    CompiledPolicies, Direction, Origin, PeerRule, PeerSelector, Peers, PortSpec, L7,
+};
 use crate::fqdn::FqdnSelector;
 use crate::identity::{self, Allocator, Identity, IdentityKind};
 use crate::labels::{Label, SOURCE_FQDN, SOURCE_RESERVED};
@@ -26,7 +28,9 @@ pub struct ResolveOptions {
 
 impl Default for ResolveOptions {
     fn default() -> Self {
-        ResolveOptions { allow_localhost: true }
+        ResolveOptions {
+            allow_localhost: true,
+        }
     }
 }
 
@@ -161,6 +165,12 @@ impl EndpointPolicy {
     }
 }
 
+/// Endpoint policies depend only on the identity and the endpoint's named ports.
+type CacheKey = (u32, BTreeMap<String, (u8, u16)>);
+
+/// A concrete L4 key: (protocol, first port, last port).
+type L4Key = (u8, u16, u16);
+
 /// Resolves endpoint policies for one policy revision and cluster state. Peer sets are computed
 /// once; endpoint policies are cached by identity (and named ports), so a new pod with a known
 /// identity costs one cache hit and writes nothing for anyone else.
@@ -170,7 +180,7 @@ pub struct Resolver<'a> {
     opts: ResolveOptions,
     ingress_peers: Vec<Vec<PeerSet>>,
     egress_peers: Vec<Vec<PeerSet>>,
-    cache: std::sync::Mutex<HashMap<(u32, BTreeMap<String, (u8, u16)>), EndpointPolicy>>,
+    cache: std::sync::Mutex<HashMap<CacheKey, EndpointPolicy>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -186,7 +196,10 @@ impl<'a> Resolver<'a> {
             .filter(|i| i.kind == IdentityKind::Reserved || state.in_use.contains(&i.id))
             .collect();
         let sel = |rules: &[PeerRule]| -> Vec<PeerSet> {
-            rules.iter().map(|r| select_peers(&r.peers, &idents, state)).collect()
+            rules
+                .iter()
+                .map(|r| select_peers(&r.peers, &idents, state))
+                .collect()
         };
         let ingress_peers = policies.rules.iter().map(|r| sel(&r.ingress)).collect();
         let egress_peers = policies.rules.iter().map(|r| sel(&r.egress)).collect();
@@ -216,7 +229,10 @@ impl<'a> Resolver<'a> {
             ingress: self.direction(ep, Direction::Ingress),
             egress: self.direction(ep, Direction::Egress),
         };
-        self.cache.lock().expect("cache lock").insert(key, result.clone());
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, result.clone());
         result
     }
 
@@ -238,8 +254,16 @@ impl<'a> Resolver<'a> {
                 continue;
             }
             let (rules, peers, dd) = match dir {
-                Direction::Ingress => (&rule.ingress, &self.ingress_peers[i], rule.ingress_default_deny),
-                Direction::Egress => (&rule.egress, &self.egress_peers[i], rule.egress_default_deny),
+                Direction::Ingress => (
+                    &rule.ingress,
+                    &self.ingress_peers[i],
+                    rule.ingress_default_deny,
+                ),
+                Direction::Egress => (
+                    &rule.egress,
+                    &self.egress_peers[i],
+                    rule.egress_default_deny,
+                ),
             };
             if rules.is_empty() {
                 continue;
@@ -256,7 +280,12 @@ impl<'a> Resolver<'a> {
             // Rules without default deny: everything else stays allowed, but their L7
             // redirects and denies still apply, so enforce with an explicit allow-all.
             out.enforced = true;
-            builder.add_allow(&PeerSet::Any, None, None, &implicit_origin("allow-all (default deny disabled)"));
+            builder.add_allow(
+                &PeerSet::Any,
+                None,
+                None,
+                &implicit_origin("allow-all (default deny disabled)"),
+            );
         }
         if dir == Direction::Ingress && self.opts.allow_localhost {
             builder.add_allow(
@@ -290,7 +319,12 @@ impl<'a> Resolver<'a> {
 
     /// Ports of a rule as concrete (proto, start, end); named ports resolved against the
     /// endpoint (ingress) or every endpoint carrying that name (egress).
-    fn resolve_ports(&self, rule: &PeerRule, ep: &Endpoint, dir: Direction) -> Vec<((u8, u16, u16), Option<L7>)> {
+    fn resolve_ports(
+        &self,
+        rule: &PeerRule,
+        ep: &Endpoint,
+        dir: Direction,
+    ) -> Vec<((u8, u16, u16), Option<L7>)> {
         let mut out = Vec::new();
         for (spec, l7) in rule.ports.iter().flatten() {
             for l4 in self.port_numbers(spec, ep, dir) {
@@ -345,10 +379,18 @@ fn select_peers(peers: &Peers, idents: &[&Identity], state: &ClusterState) -> Pe
             PeerSelector::Endpoints(s) => ids.extend(
                 idents
                     .iter()
-                    .filter(|i| matches!(i.kind, IdentityKind::Pod | IdentityKind::Reserved) && s.matches(&i.labels))
+                    .filter(|i| {
+                        matches!(i.kind, IdentityKind::Pod | IdentityKind::Reserved)
+                            && s.matches(&i.labels)
+                    })
                     .map(|i| i.id),
             ),
-            PeerSelector::Entity(e) => ids.extend(idents.iter().filter(|i| entity_selects(*e, i)).map(|i| i.id)),
+            PeerSelector::Entity(e) => ids.extend(
+                idents
+                    .iter()
+                    .filter(|i| entity_selects(*e, i))
+                    .map(|i| i.id),
+            ),
             PeerSelector::Cidr { net, except } => ids.extend(
                 idents
                     .iter()
@@ -364,7 +406,12 @@ fn select_peers(peers: &Peers, idents: &[&Identity], state: &ClusterState) -> Pe
             }
             PeerSelector::Fqdn(f) => {
                 let label = Label::new(SOURCE_FQDN, &fqdn_label_key(f), "");
-                ids.extend(idents.iter().filter(|i| i.labels.contains(&label)).map(|i| i.id));
+                ids.extend(
+                    idents
+                        .iter()
+                        .filter(|i| i.labels.contains(&label))
+                        .map(|i| i.id),
+                );
             }
         }
     }
@@ -377,7 +424,9 @@ fn entity_selects(e: Entity, i: &Identity) -> bool {
         Entity::All => true,
         Entity::None => false,
         Entity::World => i.is_world(),
-        Entity::WorldIpv4 => i.id == identity::WORLD_IPV4 || i.id == identity::WORLD || cidr_family(i) == Some(true),
+        Entity::WorldIpv4 => {
+            i.id == identity::WORLD_IPV4 || i.id == identity::WORLD || cidr_family(i) == Some(true)
+        }
         Entity::WorldIpv6 => i.id == identity::WORLD_IPV6 || cidr_family(i) == Some(false),
         Entity::Cluster => !i.is_world(),
         Entity::Host => i.id == identity::HOST,
@@ -405,7 +454,13 @@ fn cidr_selects(net: &ipnet::IpNet, except: &[ipnet::IpNet], i: &Identity) -> bo
         IdentityKind::Cidr(p) => net.contains(p) && !except.iter().any(|e| e.contains(p)),
         IdentityKind::Fqdn => net.prefix_len() == 0,
         IdentityKind::Reserved if net.prefix_len() == 0 => {
-            i.id == identity::WORLD || i.id == if net.addr().is_ipv4() { identity::WORLD_IPV4 } else { identity::WORLD_IPV6 }
+            i.id == identity::WORLD
+                || i.id
+                    == if net.addr().is_ipv4() {
+                        identity::WORLD_IPV4
+                    } else {
+                        identity::WORLD_IPV6
+                    }
         }
         _ => false,
     }
@@ -423,7 +478,7 @@ struct EntryBuilder {
     allows: BTreeMap<EntryKey, Pending>,
     denies: BTreeMap<EntryKey, BTreeSet<Origin>>,
     /// Contributions per exact L4 key, for L7 filters: (proto, start, end) → (peers, l7, origin).
-    by_l4: BTreeMap<(u8, u16, u16), Vec<(PeerSet, Option<L7>, Origin)>>,
+    by_l4: BTreeMap<L4Key, Vec<(PeerSet, Option<L7>, Origin)>>,
 }
 
 fn keys_for(peers: &PeerSet, l4: Option<(u8, u16, u16)>) -> Vec<EntryKey> {
@@ -433,12 +488,23 @@ fn keys_for(peers: &PeerSet, l4: Option<(u8, u16, u16)>) -> Vec<EntryKey> {
         PeerSet::Ids(s) => s.iter().copied().collect(),
     };
     ids.into_iter()
-        .map(|identity| EntryKey { identity, proto, port, end_port })
+        .map(|identity| EntryKey {
+            identity,
+            proto,
+            port,
+            end_port,
+        })
         .collect()
 }
 
 impl EntryBuilder {
-    fn add_allow(&mut self, peers: &PeerSet, l4: Option<(u8, u16, u16)>, l7: Option<L7>, origin: &Origin) {
+    fn add_allow(
+        &mut self,
+        peers: &PeerSet,
+        l4: Option<(u8, u16, u16)>,
+        l7: Option<L7>,
+        origin: &Origin,
+    ) {
         let kind = l7.as_ref().map(|l| match l {
             L7::Http(_) => L7Kind::Http,
             L7::Dns(_) => L7Kind::Dns,
@@ -449,7 +515,10 @@ impl EntryBuilder {
             p.origins.insert(origin.clone());
         }
         if let Some(l4) = l4 {
-            self.by_l4.entry(l4).or_default().push((peers.clone(), l7, origin.clone()));
+            self.by_l4
+                .entry(l4)
+                .or_default()
+                .push((peers.clone(), l7, origin.clone()));
         }
     }
 
@@ -462,7 +531,13 @@ impl EntryBuilder {
     fn finish(self) -> (BTreeMap<EntryKey, EntryValue>, Vec<L7Filter>) {
         let mut entries = BTreeMap::new();
         for (key, origins) in &self.denies {
-            entries.insert(*key, EntryValue { verdict: Verdict::Deny, derived_from: origins.clone() });
+            entries.insert(
+                *key,
+                EntryValue {
+                    verdict: Verdict::Deny,
+                    derived_from: origins.clone(),
+                },
+            );
         }
         for (key, p) in self.allows {
             let verdict = match p.l7 {
@@ -473,18 +548,28 @@ impl EntryBuilder {
             // shadowed by this more specific allow in the datapath's longest-prefix lookup:
             // cut the denied ports out of the allow so deny always wins.
             for (start, end) in subtract_denies(&key, &self.denies) {
-                let k = EntryKey { port: start, end_port: end, ..key };
-                entries.entry(k).or_insert_with(|| EntryValue { verdict, derived_from: p.origins.clone() });
+                let k = EntryKey {
+                    port: start,
+                    end_port: end,
+                    ..key
+                };
+                entries.entry(k).or_insert_with(|| EntryValue {
+                    verdict,
+                    derived_from: p.origins.clone(),
+                });
             }
         }
         let l7 = self
             .by_l4
             .into_iter()
             .filter_map(|((proto, port, end_port), contribs)| {
-                let kind = contribs.iter().find_map(|(_, l7, _)| l7.as_ref()).map(|l| match l {
-                    L7::Http(_) => L7Kind::Http,
-                    L7::Dns(_) => L7Kind::Dns,
-                })?;
+                let kind = contribs
+                    .iter()
+                    .find_map(|(_, l7, _)| l7.as_ref())
+                    .map(|l| match l {
+                        L7::Http(_) => L7Kind::Http,
+                        L7::Dns(_) => L7Kind::Dns,
+                    })?;
                 let peers = contribs
                     .into_iter()
                     .map(|(peers, l7, origin)| L7Peer {
@@ -503,7 +588,13 @@ impl EntryBuilder {
                         origin,
                     })
                     .collect();
-                Some(L7Filter { proto, port, end_port, kind, peers })
+                Some(L7Filter {
+                    proto,
+                    port,
+                    end_port,
+                    kind,
+                    peers,
+                })
             })
             .collect();
         (entries, l7)
@@ -511,8 +602,16 @@ impl EntryBuilder {
 }
 
 /// The parts of an allow key's port range not covered by a deny of the same identity.
-fn subtract_denies(key: &EntryKey, denies: &BTreeMap<EntryKey, BTreeSet<Origin>>) -> Vec<(u16, u16)> {
-    let l3_deny = EntryKey { identity: key.identity, proto: 0, port: 0, end_port: u16::MAX };
+fn subtract_denies(
+    key: &EntryKey,
+    denies: &BTreeMap<EntryKey, BTreeSet<Origin>>,
+) -> Vec<(u16, u16)> {
+    let l3_deny = EntryKey {
+        identity: key.identity,
+        proto: 0,
+        port: 0,
+        end_port: u16::MAX,
+    };
     if denies.contains_key(&l3_deny) {
         return Vec::new();
     }
@@ -520,7 +619,10 @@ fn subtract_denies(key: &EntryKey, denies: &BTreeMap<EntryKey, BTreeSet<Origin>>
         return vec![(key.port, key.end_port)];
     }
     let mut ranges = vec![(key.port as u32, key.end_port as u32)];
-    for d in denies.keys().filter(|d| d.identity == key.identity && d.proto == key.proto) {
+    for d in denies
+        .keys()
+        .filter(|d| d.identity == key.identity && d.proto == key.proto)
+    {
         let (ds, de) = (d.port as u32, d.end_port as u32);
         ranges = ranges
             .into_iter()
@@ -539,7 +641,10 @@ fn subtract_denies(key: &EntryKey, denies: &BTreeMap<EntryKey, BTreeSet<Origin>>
             })
             .collect();
     }
-    ranges.into_iter().map(|(s, e)| (s as u16, e as u16)).collect()
+    ranges
+        .into_iter()
+        .map(|(s, e)| (s as u16, e as u16))
+        .collect()
 }
 
 impl DirectionPolicy {
@@ -548,20 +653,35 @@ impl DirectionPolicy {
     /// match with the longer prefix (more specific port), identity-specific on a tie.
     pub fn lookup(&self, identity: u32, proto: u8, port: u16) -> Lookup {
         if !self.enforced {
-            return Lookup { verdict: Verdict::Allow, entry: None, reason: "policy not enforced in this direction".into() };
+            return Lookup {
+                verdict: Verdict::Allow,
+                entry: None,
+                reason: "policy not enforced in this direction".into(),
+            };
         }
         let best = |id: u32| -> Option<(u32, EntryKey, &EntryValue)> {
             self.entries
                 .iter()
                 .filter(|(k, _)| k.identity == id)
-                .filter_map(|(k, v)| ports::match_prefix_len(k.proto, k.port, k.end_port, proto, port).map(|len| (len, *k, v)))
+                .filter_map(|(k, v)| {
+                    ports::match_prefix_len(k.proto, k.port, k.end_port, proto, port)
+                        .map(|len| (len, *k, v))
+                })
                 .max_by_key(|(len, _, _)| *len)
         };
-        let specific = if identity == identity::ANY { None } else { best(identity) };
+        let specific = if identity == identity::ANY {
+            None
+        } else {
+            best(identity)
+        };
         let wildcard = best(identity::ANY);
         for (_, k, v) in specific.iter().chain(wildcard.iter()) {
             if v.verdict == Verdict::Deny {
-                return Lookup { verdict: Verdict::Deny, entry: Some((*k, (*v).clone())), reason: "denied by a deny rule".into() };
+                return Lookup {
+                    verdict: Verdict::Deny,
+                    entry: Some((*k, (*v).clone())),
+                    reason: "denied by a deny rule".into(),
+                };
             }
         }
         let chosen = match (specific, wildcard) {
@@ -577,7 +697,11 @@ impl DirectionPolicy {
                     _ => "allowed by policy".into(),
                 },
             },
-            None => Lookup { verdict: Verdict::Deny, entry: None, reason: "no rule allows it (default deny)".into() },
+            None => Lookup {
+                verdict: Verdict::Deny,
+                entry: None,
+                reason: "no rule allows it (default deny)".into(),
+            },
         }
     }
 

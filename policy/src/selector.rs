@@ -151,9 +151,9 @@ impl Selector {
 
 impl Requirement {
     fn holds(&self, labels: &LabelSet) -> bool {
-        let mut found = labels.iter().filter(|l| {
-            l.key == self.key && self.source.as_ref().is_none_or(|s| &l.source == s)
-        });
+        let mut found = labels
+            .iter()
+            .filter(|l| l.key == self.key && self.source.as_ref().is_none_or(|s| &l.source == s));
         match self.op {
             Operator::In => found.any(|l| self.values.contains(&l.value)),
             Operator::NotIn => !found.any(|l| self.values.contains(&l.value)),
@@ -204,7 +204,11 @@ mod tests {
 
     #[test]
     fn selector_table() {
-        let pod = set(&["k8s:env=prod", "k8s:app=web", "k8s:io.kubernetes.pod.namespace=default"]);
+        let pod = set(&[
+            "k8s:env=prod",
+            "k8s:app=web",
+            "k8s:io.kubernetes.pod.namespace=default",
+        ]);
         let host = set(&["reserved:host"]);
         let cases: &[(&str, &LabelSet, bool)] = &[
             ("{}", &pod, true),
@@ -240,6 +244,9 @@ mod tests {
             &spec("matchLabels: {k8s:io.kubernetes.pod.namespace: other}"),
             None,
         );
-        assert!(explicit.scoped_to_namespace("default").matches(&pod), "explicit namespace wins");
+        assert!(
+            explicit.scoped_to_namespace("default").matches(&pod),
+            "explicit namespace wins"
+        );
     }
 }

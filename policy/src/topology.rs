@@ -252,7 +252,8 @@ impl Topology {
 
     /// Parses and validates topology YAML; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Topology, LoadError> {
-        let topo: Topology = serde_yaml_ng::from_str(text).map_err(|e| LoadError::yaml(path, &e))?;
+        let topo: Topology =
+            serde_yaml_ng::from_str(text).map_err(|e| LoadError::yaml(path, &e))?;
         topo.validate(path)?;
         Ok(topo)
     }
@@ -265,7 +266,10 @@ impl Topology {
         };
         let locals = self.nodes.iter().filter(|n| n.local).count();
         if locals > 1 {
-            return Err(err("nodes".into(), "more than one node is `local: true`".into()));
+            return Err(err(
+                "nodes".into(),
+                "more than one node is `local: true`".into(),
+            ));
         }
         for (i, pod) in self.pods.iter().enumerate() {
             match &pod.node {

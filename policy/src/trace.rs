@@ -72,7 +72,11 @@ fn peer(engine: &Engine, ep: &str) -> Result<Peer, TraceError> {
     if let Ok(ip) = ep.parse::<IpAddr>() {
         let id = state.identity_of(ip);
         let endpoint = state.endpoint_by_ip(ip).map(|e| e.name.clone());
-        return Ok(Peer { desc: ip.to_string(), identity: id, endpoint });
+        return Ok(Peer {
+            desc: ip.to_string(),
+            identity: id,
+            endpoint,
+        });
     }
     if let Some(name) = ep.strip_prefix("node:") {
         let node = engine
@@ -81,18 +85,36 @@ fn peer(engine: &Engine, ep: &str) -> Result<Peer, TraceError> {
             .iter()
             .find(|n| n.name == name)
             .ok_or_else(|| TraceError::UnknownEndpoint(ep.into()))?;
-        let local = engine.topology.local_node().map(|n| n.name == node.name).unwrap_or(false);
+        let local = engine
+            .topology
+            .local_node()
+            .map(|n| n.name == node.name)
+            .unwrap_or(false);
         let id = if local {
             identity::HOST
         } else {
-            node.ips.first().map(|ip| state.identity_of(*ip)).unwrap_or(identity::REMOTE_NODE)
+            node.ips
+                .first()
+                .map(|ip| state.identity_of(*ip))
+                .unwrap_or(identity::REMOTE_NODE)
         };
-        return Ok(Peer { desc: format!("node {name}"), identity: id, endpoint: None });
+        return Ok(Peer {
+            desc: format!("node {name}"),
+            identity: id,
+            endpoint: None,
+        });
     }
-    let pod = engine.topology.pod(ep).ok_or_else(|| TraceError::UnknownEndpoint(ep.into()))?;
+    let pod = engine
+        .topology
+        .pod(ep)
+        .ok_or_else(|| TraceError::UnknownEndpoint(ep.into()))?;
     let name = format!("{}/{}", pod.namespace, pod.name);
     let e = &state.endpoints[&name];
-    Ok(Peer { desc: name.clone(), identity: e.identity, endpoint: Some(name) })
+    Ok(Peer {
+        desc: name.clone(),
+        identity: e.identity,
+        endpoint: Some(name),
+    })
 }
 
 fn proto_name(p: u8) -> String {
@@ -119,8 +141,18 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
             .map(|i| display_set(&i.labels))
             .unwrap_or_else(|| "?".into())
     };
-    lines.push(format!("Tracing From: {} (identity {}) [{}]", src.desc, src.identity, label_line(src.identity)));
-    lines.push(format!("Tracing To:   {} (identity {}) [{}]", dst.desc, dst.identity, label_line(dst.identity)));
+    lines.push(format!(
+        "Tracing From: {} (identity {}) [{}]",
+        src.desc,
+        src.identity,
+        label_line(src.identity)
+    ));
+    lines.push(format!(
+        "Tracing To:   {} (identity {}) [{}]",
+        dst.desc,
+        dst.identity,
+        label_line(dst.identity)
+    ));
     lines.push(format!("Port: {}/{}", req.dport, proto_name(req.proto)));
 
     let mut redirects: Vec<(Direction, &str, DirectionPolicy)> = Vec::new();
@@ -134,7 +166,14 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
         let policy = resolver.endpoint(ep);
         let dp = policy.direction(dir).clone();
         lines.push(String::new());
-        lines.push(format!("{} of {ep_name}:", if dir == Direction::Egress { "Egress" } else { "Ingress" }));
+        lines.push(format!(
+            "{} of {ep_name}:",
+            if dir == Direction::Egress {
+                "Egress"
+            } else {
+                "Ingress"
+            }
+        ));
         if dp.policies.is_empty() {
             lines.push(format!("  no policy selects {ep_name} with {dir} rules"));
         } else {
@@ -155,8 +194,14 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
         return dns_verdict(&resolver, &redirects, &src, &dst, req, name, lines);
     }
     for (dir, ep_name, dp) in &redirects {
-        let remote = if *dir == Direction::Egress { dst.identity } else { src.identity };
-        let Some(filter) = dp.l7_filter(req.proto, req.dport) else { continue };
+        let remote = if *dir == Direction::Egress {
+            dst.identity
+        } else {
+            src.identity
+        };
+        let Some(filter) = dp.l7_filter(req.proto, req.dport) else {
+            continue;
+        };
         if filter.kind != L7Kind::Http {
             continue;
         }
@@ -166,11 +211,17 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
         };
         let peers: Vec<_> = filter.peers_for(remote).collect();
         if peers.iter().any(|p| p.http.is_none()) {
-            lines.push(format!("  L7: {ep_name} {dir}: peer allowed without HTTP rules"));
+            lines.push(format!(
+                "  L7: {ep_name} {dir}: peer allowed without HTTP rules"
+            ));
             continue;
         }
-        let specs: Vec<_> = peers.iter().flat_map(|p| p.http.iter().flatten().map(|r| r.to_spec())).collect();
-        let set = palisade_httpmatch::HttpRuleSet::compile(&specs).map_err(|e| TraceError::L7(e.to_string()))?;
+        let specs: Vec<_> = peers
+            .iter()
+            .flat_map(|p| p.http.iter().flatten().map(|r| r.to_spec()))
+            .collect();
+        let set = palisade_httpmatch::HttpRuleSet::compile(&specs)
+            .map_err(|e| TraceError::L7(e.to_string()))?;
         let method = http.method.clone().unwrap_or_else(|| "GET".into());
         let raw_path = http.path.clone().unwrap_or_else(|| "/".into());
         let path = match palisade_httpmatch::normalize_path(&raw_path) {
@@ -182,7 +233,10 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
         };
         let mut headers = http::HeaderMap::new();
         for (k, v) in &http.headers {
-            if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(v)) {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
                 headers.append(name, value);
             }
         }
@@ -194,9 +248,14 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
         };
         let decision = set.check(&view);
         if decision.allowed() {
-            lines.push(format!("  L7: {method} {path} allowed by {ep_name} {dir} HTTP rule #{}", decision.rule.unwrap_or(0)));
+            lines.push(format!(
+                "  L7: {method} {path} allowed by {ep_name} {dir} HTTP rule #{}",
+                decision.rule.unwrap_or(0)
+            ));
         } else {
-            lines.push(format!("  L7: {method} {path} matches no {dir} HTTP rule of {ep_name}: 403 Forbidden"));
+            lines.push(format!(
+                "  L7: {method} {path} matches no {dir} HTTP rule of {ep_name}: 403 Forbidden"
+            ));
             return Ok(finish(lines, false));
         }
     }
@@ -214,17 +273,25 @@ fn dns_verdict(
 ) -> Result<TraceResult, TraceError> {
     let egress = redirects.iter().find(|(d, _, _)| *d == Direction::Egress);
     let Some((_, ep_name, dp)) = egress else {
-        lines.push(format!("  DNS: query for {name} is not redirected to the DNS proxy (no DNS rules)"));
+        lines.push(format!(
+            "  DNS: query for {name} is not redirected to the DNS proxy (no DNS rules)"
+        ));
         return Ok(finish(lines, true));
     };
-    let Some(filter) = dp.l7_filter(req.proto, req.dport).filter(|f| f.kind == L7Kind::Dns) else {
+    let Some(filter) = dp
+        .l7_filter(req.proto, req.dport)
+        .filter(|f| f.kind == L7Kind::Dns)
+    else {
         lines.push("  DNS: no DNS rules on this port".into());
         return Ok(finish(lines, true));
     };
     for p in filter.peers_for(dst.identity) {
         match &p.dns {
             None => {
-                lines.push(format!("  DNS: {name} allowed: peer not DNS-filtered ({})", p.origin));
+                lines.push(format!(
+                    "  DNS: {name} allowed: peer not DNS-filtered ({})",
+                    p.origin
+                ));
                 return Ok(finish(lines, true));
             }
             Some(sels) => {
@@ -235,7 +302,9 @@ fn dns_verdict(
             }
         }
     }
-    lines.push(format!("  DNS: {name} matches no DNS rule of {ep_name}: REFUSED"));
+    lines.push(format!(
+        "  DNS: {name} matches no DNS rule of {ep_name}: REFUSED"
+    ));
     Ok(finish(lines, false))
 }
 
@@ -246,7 +315,11 @@ fn matches(s: &FqdnSelector, name: &str) -> bool {
 fn describe(l: &Lookup) -> String {
     match &l.entry {
         Some((k, v)) => {
-            let who = if k.identity == identity::ANY { "any identity".to_string() } else { format!("identity {}", k.identity) };
+            let who = if k.identity == identity::ANY {
+                "any identity".to_string()
+            } else {
+                format!("identity {}", k.identity)
+            };
             let ports = if k.is_l3_only() {
                 "all ports".to_string()
             } else if k.port == k.end_port {
@@ -263,6 +336,9 @@ fn describe(l: &Lookup) -> String {
 
 fn finish(mut lines: Vec<String>, allowed: bool) -> TraceResult {
     lines.push(String::new());
-    lines.push(format!("Final verdict: {}", if allowed { "ALLOWED" } else { "DENIED" }));
+    lines.push(format!(
+        "Final verdict: {}",
+        if allowed { "ALLOWED" } else { "DENIED" }
+    ));
     TraceResult { lines, allowed }
 }

@@ -170,7 +170,8 @@ fn parse_port(s: &str) -> Result<PortNumber, String> {
         };
     }
     let valid_name = s.len() <= 15
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && s.chars().any(|c| c.is_ascii_lowercase())
         && !s.starts_with('-')
         && !s.ends_with('-');
@@ -330,7 +331,11 @@ impl<'de> Deserialize<'de> for IcmpType {
         }
         let n = match Raw::deserialize(d)? {
             Raw::Int(n) if (0..=255).contains(&n) => n as u8,
-            Raw::Int(n) => return Err(serde::de::Error::custom(format!("ICMP type {n} out of range (0-255)"))),
+            Raw::Int(n) => {
+                return Err(serde::de::Error::custom(format!(
+                    "ICMP type {n} out of range (0-255)"
+                )))
+            }
             Raw::Str(s) => match s.as_str() {
                 "EchoReply" => 0,
                 "DestinationUnreachable" => 3,
@@ -342,7 +347,11 @@ impl<'de> Deserialize<'de> for IcmpType {
                 "TimestampReply" => 14,
                 other => match other.parse::<u8>() {
                     Ok(n) => n,
-                    Err(_) => return Err(serde::de::Error::custom(format!("unknown ICMP type {other:?}"))),
+                    Err(_) => {
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown ICMP type {other:?}"
+                        )))
+                    }
                 },
             },
         };

@@ -7,9 +7,11 @@ use palisade_policy::LoadError;
 
 fn err(yaml: &str) -> (usize, String, String) {
     match parse_str(yaml, Path::new("p.yaml")) {
-        Err(LoadError::Invalid { location, field, message }) => {
-            (location.line.unwrap_or(0), field, message)
-        }
+        Err(LoadError::Invalid {
+            location,
+            field,
+            message,
+        }) => (location.line.unwrap_or(0), field, message),
         other => panic!("expected an Invalid error, got {other:?}"),
     }
 }
@@ -29,7 +31,11 @@ fn bad_values_name_line_and_field() {
     for (body, line, field, msg) in cases {
         let (l, f, m) = err(&format!("{HEAD}{body}"));
         // serde reports the innermost container of the bad value; it must be on the field's path.
-        assert!(field.starts_with(f.as_str()) && f.matches('.').count() + 1 >= field.matches('.').count(), "field for {body:?}: {f} (message {m})");
+        assert!(
+            field.starts_with(f.as_str())
+                && f.matches('.').count() + 1 >= field.matches('.').count(),
+            "field for {body:?}: {f} (message {m})"
+        );
         assert!(m.contains(msg), "message for {body:?}: {m}");
         assert_eq!(l, *line, "line for {body:?}");
     }
@@ -45,7 +51,10 @@ fn cross_field_checks() {
     ];
     for (body, field, msg) in cases {
         let (_, f, m) = err(&format!("{HEAD}{body}"));
-        assert!(f.starts_with(field) || field.starts_with(f.as_str()), "field for {body:?}: {f} ({m})");
+        assert!(
+            f.starts_with(field) || field.starts_with(f.as_str()),
+            "field for {body:?}: {f} ({m})"
+        );
         assert!(m.contains(msg), "message for {body:?}: {m}");
     }
 }
@@ -75,6 +84,7 @@ fn unknown_kind_and_missing_spec() {
     let (_, f, m) = err("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n");
     assert_eq!(f, "kind");
     assert!(m.contains("unsupported kind"));
-    let (_, f, _) = err("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n");
+    let (_, f, _) =
+        err("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n");
     assert_eq!(f, "spec");
 }

@@ -16,7 +16,10 @@ fn config() -> PathBuf {
 
 fn engine_with(files: &[&str], learned: &[(&str, &str)]) -> Engine {
     let topo = Topology::load(&config().join("topology.yaml")).expect("topology loads");
-    let paths: Vec<PathBuf> = files.iter().map(|f| config().join("policies").join(f)).collect();
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|f| config().join("policies").join(f))
+        .collect();
     let (set, errors) = load_paths(&paths);
     assert!(errors.is_empty(), "policies load: {errors:?}");
     let mut names = LearnedNames::new();
@@ -26,20 +29,36 @@ fn engine_with(files: &[&str], learned: &[(&str, &str)]) -> Engine {
             .or_default()
             .insert(ip.parse().unwrap());
     }
-    Engine::new(topo, set.policies, &names, Allocator::new(), ResolveOptions::default())
+    Engine::new(
+        topo,
+        set.policies,
+        &names,
+        Allocator::new(),
+        ResolveOptions::default(),
+    )
 }
+
+/// (method, path, headers) of an HTTP request to trace.
+type Http<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 struct Flow<'a> {
     from: &'a str,
     to: &'a str,
     port: u16,
     proto: u8,
-    http: Option<(&'a str, &'a str, &'a [(&'a str, &'a str)])>,
+    http: Option<Http<'a>>,
     dns: Option<&'a str>,
 }
 
 fn flow<'a>(from: &'a str, to: &'a str, port: u16, proto: u8) -> Flow<'a> {
-    Flow { from, to, port, proto, http: None, dns: None }
+    Flow {
+        from,
+        to,
+        port,
+        proto,
+        http: None,
+        dns: None,
+    }
 }
 
 fn allowed(engine: &Engine, f: &Flow<'_>) -> bool {
@@ -52,12 +71,19 @@ fn allowed(engine: &Engine, f: &Flow<'_>) -> bool {
             method: Some(m.into()),
             path: Some(p.into()),
             host: None,
-            headers: h.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: h
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }),
         dns_name: f.dns.map(str::to_string),
     };
     let r = trace(engine, &req).expect("trace runs");
-    assert!(r.lines.last().unwrap().starts_with("Final verdict: "), "{:?}", r.lines);
+    assert!(
+        r.lines.last().unwrap().starts_with("Final verdict: "),
+        "{:?}",
+        r.lines
+    );
     r.allowed
 }
 
@@ -86,7 +112,10 @@ fn s1_same_labels_share_identity() {
     let e = engine_with(&[], &[]);
     let a = &e.state.endpoints["default/webpod"];
     let b = &e.state.endpoints["default/webpod-2"];
-    assert_eq!(a.identity, b.identity, "pod-template-hash is not a security label");
+    assert_eq!(
+        a.identity, b.identity,
+        "pod-template-hash is not a security label"
+    );
     assert!(a.identity >= 256);
     let prod = &e.state.endpoints["default/prod-pod"];
     let client = &e.state.endpoints["default/client-prod"];
@@ -94,22 +123,49 @@ fn s1_same_labels_share_identity() {
     let listing = palisade_policy::identity::render_list(e.alloc.all());
     let lines: Vec<&str> = listing.lines().collect();
     assert!(lines[0].starts_with("ID"), "{listing}");
-    assert!(lines[1].starts_with("1 ") && lines[1].ends_with("reserved:host"), "{listing}");
-    assert!(lines[10].starts_with("10 ") && lines[10].ends_with("reserved:world-ipv6"), "{listing}");
-    assert!(listing.contains("k8s:io.cilium.k8s.policy.serviceaccount=default"), "{listing}");
+    assert!(
+        lines[1].starts_with("1 ") && lines[1].ends_with("reserved:host"),
+        "{listing}"
+    );
+    assert!(
+        lines[10].starts_with("10 ") && lines[10].ends_with("reserved:world-ipv6"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("k8s:io.cilium.k8s.policy.serviceaccount=default"),
+        "{listing}"
+    );
 }
 
 #[test]
 fn s2_entities() {
     let dev = "default/dev-pod";
     let before = engine_with(&[], &[]);
-    check(&before, &[(flow(dev, "default/webpod", 80, TCP), true), (flow(dev, "node:k8s-ctr", 8, ICMP), true)]);
+    check(
+        &before,
+        &[
+            (flow(dev, "default/webpod", 80, TCP), true),
+            (flow(dev, "node:k8s-ctr", 8, ICMP), true),
+        ],
+    );
 
     // `egress: []` alone changes nothing.
     let deny_only = engine_with(&["s2-entities/default-deny-dev.yaml"], &[]);
-    check(&deny_only, &[(flow(dev, "default/webpod", 80, TCP), true), (flow(dev, "node:k8s-ctr", 8, ICMP), true)]);
+    check(
+        &deny_only,
+        &[
+            (flow(dev, "default/webpod", 80, TCP), true),
+            (flow(dev, "node:k8s-ctr", 8, ICMP), true),
+        ],
+    );
 
-    let both = engine_with(&["s2-entities/default-deny-dev.yaml", "s2-entities/dev-to-host.yaml"], &[]);
+    let both = engine_with(
+        &[
+            "s2-entities/default-deny-dev.yaml",
+            "s2-entities/dev-to-host.yaml",
+        ],
+        &[],
+    );
     let host_only = engine_with(&["s2-entities/dev-to-host.yaml"], &[]);
     for e in [&both, &host_only] {
         check(
@@ -124,7 +180,11 @@ fn s2_entities() {
         );
     }
     let remote = engine_with(
-        &["s2-entities/default-deny-dev.yaml", "s2-entities/dev-to-host.yaml", "s2-entities/dev-to-remote-node.yaml"],
+        &[
+            "s2-entities/default-deny-dev.yaml",
+            "s2-entities/dev-to-host.yaml",
+            "s2-entities/dev-to-remote-node.yaml",
+        ],
         &[],
     );
     check(
@@ -179,7 +239,10 @@ fn s5_services() {
         &e,
         &[
             (flow("default/app2", "default/myservice", 80, TCP), true),
-            (flow("default/app2", "another-namespace/staging-pod", 80, TCP), true),
+            (
+                flow("default/app2", "another-namespace/staging-pod", 80, TCP),
+                true,
+            ),
             (flow("default/app2", "default/webpod", 80, TCP), false),
         ],
     );
@@ -187,9 +250,15 @@ fn s5_services() {
 
 #[test]
 fn s6_fqdn() {
-    let e = engine_with(&["s6-fqdn/fqdn.yaml"], &[("api.github.com", "203.0.113.10")]);
+    let e = engine_with(
+        &["s6-fqdn/fqdn.yaml"],
+        &[("api.github.com", "203.0.113.10")],
+    );
     let bot = "default/mediabot";
-    let dns = |name| Flow { dns: Some(name), ..flow(bot, "kube-system/kube-dns", 53, UDP) };
+    let dns = |name| Flow {
+        dns: Some(name),
+        ..flow(bot, "kube-system/kube-dns", 53, UDP)
+    };
     check(
         &e,
         &[
@@ -209,7 +278,10 @@ fn s6_fqdn() {
 fn s7_dns_refused() {
     let e = engine_with(&["s7-dns/fqdn.yaml"], &[]);
     let bot = "default/mediabot";
-    let dns = |name, proto| Flow { dns: Some(name), ..flow(bot, "kube-system/kube-dns", 53, proto) };
+    let dns = |name, proto| Flow {
+        dns: Some(name),
+        ..flow(bot, "kube-system/kube-dns", 53, proto)
+    };
     check(
         &e,
         &[
@@ -230,7 +302,10 @@ fn s8_l4() {
         &[
             (flow("default/myservice", "default/webpod", 80, TCP), true),
             (flow("default/myservice", "20.1.1.1", 80, TCP), true),
-            (flow("default/myservice", "default/webpod", 8080, TCP), false),
+            (
+                flow("default/myservice", "default/webpod", 8080, TCP),
+                false,
+            ),
             (flow("default/myservice", "default/webpod", 80, UDP), false),
         ],
     );
@@ -239,8 +314,17 @@ fn s8_l4() {
 #[test]
 fn s9_l7_http() {
     let before = engine_with(&[], &[]);
-    let get = |from, path| Flow { http: Some(("GET", path, &[][..])), ..flow(from, "default/service-pod", 80, TCP) };
-    check(&before, &[(get("default/client-prod", "/private"), true), (get("default/client-dev", "/public"), true)]);
+    let get = |from, path| Flow {
+        http: Some(("GET", path, &[][..])),
+        ..flow(from, "default/service-pod", 80, TCP)
+    };
+    check(
+        &before,
+        &[
+            (get("default/client-prod", "/private"), true),
+            (get("default/client-dev", "/public"), true),
+        ],
+    );
     let e = engine_with(&["s9-l7-http/allow-public-from-prod.yaml"], &[]);
     check(
         &e,
@@ -249,7 +333,13 @@ fn s9_l7_http() {
             (get("default/client-prod", "/private"), false),
             (get("default/client-prod", "/public/../private"), false),
             (get("default/client-prod", "//public"), true),
-            (Flow { http: Some(("POST", "/public", &[][..])), ..flow("default/client-prod", "default/service-pod", 80, TCP) }, false),
+            (
+                Flow {
+                    http: Some(("POST", "/public", &[][..])),
+                    ..flow("default/client-prod", "default/service-pod", 80, TCP)
+                },
+                false,
+            ),
             (get("default/client-dev", "/public"), false),
             (get("default/client-dev", "/private"), false),
         ],
@@ -284,10 +374,22 @@ fn s11_kubernetes_network_policy() {
     check(
         &e,
         &[
-            (flow("default/client-granted", "default/server", 80, TCP), true),
-            (flow("default/client-other", "default/server", 80, TCP), false),
-            (flow("default/client-granted", "default/server", 8080, TCP), false),
-            (flow("default/client-granted", "default/server", 80, UDP), false),
+            (
+                flow("default/client-granted", "default/server", 80, TCP),
+                true,
+            ),
+            (
+                flow("default/client-other", "default/server", 80, TCP),
+                false,
+            ),
+            (
+                flow("default/client-granted", "default/server", 8080, TCP),
+                false,
+            ),
+            (
+                flow("default/client-granted", "default/server", 80, UDP),
+                false,
+            ),
             // KNP does not restrict the server's egress.
             (flow("default/server", "default/webpod", 80, TCP), true),
         ],

@@ -71,7 +71,9 @@ impl Inner {
     pub fn learned(&self) -> LearnedNames {
         let mut out = LearnedNames::new();
         for e in self.fqdn.entries() {
-            out.entry(normalize_name(&e.name)).or_default().extend(e.ips.iter().copied());
+            out.entry(normalize_name(&e.name))
+                .or_default()
+                .extend(e.ips.iter().copied());
         }
         out
     }
@@ -89,7 +91,8 @@ pub fn fqdn_path(config: &Config) -> PathBuf {
 impl Agent {
     /// Opens the datapath (adopting pinned maps) and restores persisted state.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Agent>> {
-        std::fs::create_dir_all(&config.state_dir).with_context(|| format!("creating {}", config.state_dir.display()))?;
+        std::fs::create_dir_all(&config.state_dir)
+            .with_context(|| format!("creating {}", config.state_dir.display()))?;
         ensure_bpffs(&config.bpf_pin_dir)?;
         let datapath = Datapath::load(&config.bpf_pin_dir).context("loading the eBPF datapath")?;
         palisade_bpf::install_proxy_routing().context("installing proxy policy routing")?;
@@ -117,7 +120,10 @@ impl Agent {
             fqdn,
             last_error: None,
         };
-        let ports = ProxyPorts { http: config.proxy.http_port, dns: config.dns_proxy.port };
+        let ports = ProxyPorts {
+            http: config.proxy.http_port,
+            dns: config.dns_proxy.port,
+        };
         Ok(Arc::new(Agent {
             config,
             inner: Mutex::new(inner),
@@ -161,10 +167,20 @@ impl Agent {
         };
         let started = Instant::now();
         let learned = inner.learned();
-        let opts = ResolveOptions { allow_localhost: self.config.allow_localhost };
-        let engine = Engine::new(topology, inner.inputs.policies(), &learned, inner.alloc.clone(), opts);
+        let opts = ResolveOptions {
+            allow_localhost: self.config.allow_localhost,
+        };
+        let engine = Engine::new(
+            topology,
+            inner.inputs.policies(),
+            &learned,
+            inner.alloc.clone(),
+            opts,
+        );
         let resolved = engine.local_policies();
-        self.metrics.policy_resolution.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .policy_resolution
+            .observe(started.elapsed().as_secs_f64());
 
         let mut desired = BTreeMap::new();
         for (name, policy) in &resolved {
@@ -187,8 +203,17 @@ impl Agent {
                 },
             );
         }
-        let external = engine.topology.local_node().and_then(|n| n.external_interface.clone());
-        let stats = datapath_sync::apply(&mut inner.datapath, &mut inner.applied, &engine.state.ipcache, &desired, external.as_deref())?;
+        let external = engine
+            .topology
+            .local_node()
+            .and_then(|n| n.external_interface.clone());
+        let stats = datapath_sync::apply(
+            &mut inner.datapath,
+            &mut inner.applied,
+            &engine.state.ipcache,
+            &desired,
+            external.as_deref(),
+        )?;
         inner.revision += 1;
         let revision = inner.revision;
         tracing::info!(
@@ -200,11 +225,24 @@ impl Agent {
             ipcache_writes = stats.ipcache_writes,
             "policy applied"
         );
-        self.http_snapshots.send_replace(Arc::new(snapshots::http_snapshot(revision, &engine.state, &resolved)));
-        self.dns_snapshots.send_replace(Arc::new(snapshots::dns_snapshot(revision, &engine.state, &resolved)));
+        self.http_snapshots
+            .send_replace(Arc::new(snapshots::http_snapshot(
+                revision,
+                &engine.state,
+                &resolved,
+            )));
+        self.dns_snapshots
+            .send_replace(Arc::new(snapshots::dns_snapshot(
+                revision,
+                &engine.state,
+                &resolved,
+            )));
         self.metrics.policy_revision.set(revision as i64);
         if let Ok(len) = inner.datapath.policy_map_len() {
-            self.metrics.bpf_map_entries.with_label_values(&["policy"]).set(len as i64);
+            self.metrics
+                .bpf_map_entries
+                .with_label_values(&["policy"])
+                .set(len as i64);
         }
         self.metrics
             .bpf_map_capacity
@@ -224,12 +262,19 @@ impl Agent {
     }
 
     /// Stores learned addresses and applies them; returns once the maps are written.
-    pub fn learn(&self, endpoint: &str, names: &[String], addrs: &[(std::net::IpAddr, u32)]) -> Result<()> {
+    pub fn learn(
+        &self,
+        endpoint: &str,
+        names: &[String],
+        addrs: &[(std::net::IpAddr, u32)],
+    ) -> Result<()> {
         let mut inner = self.lock();
         let before = inner.learned();
         inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
         let after = inner.learned();
-        self.metrics.fqdn_cache_ips.set(after.values().map(|s| s.len()).sum::<usize>() as i64);
+        self.metrics
+            .fqdn_cache_ips
+            .set(after.values().map(|s| s.len()).sum::<usize>() as i64);
         if before != after {
             self.apply(&mut inner)?;
         }
@@ -273,7 +318,10 @@ fn ensure_bpffs(pin_dir: &std::path::Path) -> Result<()> {
         return Ok(());
     }
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.split_whitespace().nth(2) == Some("bpf")) {
+    if mounts.lines().any(|l| {
+        l.split_whitespace().nth(1) == Some("/sys/fs/bpf")
+            && l.split_whitespace().nth(2) == Some("bpf")
+    }) {
         return Ok(());
     }
     let status = std::process::Command::new("mount")
@@ -290,7 +338,9 @@ fn endpoint_id(ids: &mut BTreeMap<String, u16>, name: &str) -> u16 {
         return *id;
     }
     let used: BTreeSet<u16> = ids.values().copied().collect();
-    let id = (1..u16::MAX).find(|i| !used.contains(i)).unwrap_or(u16::MAX);
+    let id = (1..u16::MAX)
+        .find(|i| !used.contains(i))
+        .unwrap_or(u16::MAX);
     ids.insert(name.to_string(), id);
     id
 }

@@ -7,7 +7,10 @@ use std::net::IpAddr;
 
 use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
-use palisade_bpf::{Datapath, Direction as BpfDirection, EndpointInfo, PolicyEntry, SyncStats, Verdict as BpfVerdict};
+use palisade_bpf::{
+    Datapath, Direction as BpfDirection, EndpointInfo, PolicyEntry, SyncStats,
+    Verdict as BpfVerdict,
+};
 use palisade_policy::compile::Direction;
 use palisade_policy::ports::port_blocks;
 use palisade_policy::resolve::{DirectionPolicy, EndpointPolicy, L7Kind, Verdict};
@@ -50,7 +53,11 @@ pub fn entries_of(dir: Direction, dp: &DirectionPolicy, ports: ProxyPorts) -> Ve
         .iter()
         .map(|(k, v)| {
             // The datapath encodes "all ports" as 0..0.
-            let (port, end_port) = if k.port == 0 && k.end_port == u16::MAX { (0, 0) } else { (k.port, k.end_port) };
+            let (port, end_port) = if k.port == 0 && k.end_port == u16::MAX {
+                (0, 0)
+            } else {
+                (k.port, k.end_port)
+            };
             PolicyEntry {
                 direction,
                 identity: k.identity,
@@ -60,8 +67,12 @@ pub fn entries_of(dir: Direction, dp: &DirectionPolicy, ports: ProxyPorts) -> Ve
                 verdict: match v.verdict {
                     Verdict::Allow => BpfVerdict::Allow,
                     Verdict::Deny => BpfVerdict::Deny,
-                    Verdict::Redirect(L7Kind::Http) => BpfVerdict::Redirect { proxy_port: ports.http },
-                    Verdict::Redirect(L7Kind::Dns) => BpfVerdict::Redirect { proxy_port: ports.dns },
+                    Verdict::Redirect(L7Kind::Http) => BpfVerdict::Redirect {
+                        proxy_port: ports.http,
+                    },
+                    Verdict::Redirect(L7Kind::Dns) => BpfVerdict::Redirect {
+                        proxy_port: ports.dns,
+                    },
                 },
             }
         })
@@ -80,7 +91,11 @@ pub fn endpoint_entries(policy: &EndpointPolicy, ports: ProxyPorts) -> Vec<Polic
 pub fn expanded_size(e: &PolicyEntry) -> usize {
     let all_ports = e.port == 0 && e.end_port == 0;
     let protos = if e.proto == 0 && !all_ports { 3 } else { 1 };
-    let blocks = if e.proto == 0 || all_ports { 1 } else { port_blocks(e.port, e.end_port).len() };
+    let blocks = if e.proto == 0 || all_ports {
+        1
+    } else {
+        port_blocks(e.port, e.end_port).len()
+    };
     protos * blocks
 }
 
@@ -118,7 +133,11 @@ pub fn apply(
     endpoints: &BTreeMap<String, DesiredEndpoint>,
     external: Option<&str>,
 ) -> Result<ApplyStats> {
-    let needed: usize = endpoints.values().flat_map(|e| e.entries.iter()).map(expanded_size).sum();
+    let needed: usize = endpoints
+        .values()
+        .flat_map(|e| e.entries.iter())
+        .map(expanded_size)
+        .sum();
     let capacity = palisade_bpf::policy_map_capacity();
     if needed > capacity {
         bail!("policy needs {needed} map entries but the policy map holds {capacity}: revision refused, the previous policy stays in force");
@@ -126,46 +145,67 @@ pub fn apply(
     let mut stats = ApplyStats::default();
     for (net, id) in ipcache {
         if applied.ipcache.get(net) != Some(id) {
-            dp.set_ipcache(*net, *id).with_context(|| format!("ipcache {net} → {id}"))?;
+            dp.set_ipcache(*net, *id)
+                .with_context(|| format!("ipcache {net} → {id}"))?;
             applied.ipcache.insert(*net, *id);
             stats.ipcache_writes += 1;
         }
     }
     if let Some(ext) = external {
         if !applied.attached.contains(ext) {
-            dp.attach_external(ext).with_context(|| format!("attaching to {ext}"))?;
+            dp.attach_external(ext)
+                .with_context(|| format!("attaching to {ext}"))?;
             applied.attached.insert(ext.to_string());
         }
     }
     for (name, ep) in endpoints {
         let old = applied.endpoints.get(name);
         if old.map(|o| &o.entries) != Some(&ep.entries) {
-            let SyncStats { written, deleted, .. } = dp.sync_policy(ep.id, &ep.entries).with_context(|| format!("policy of {name}"))?;
+            let SyncStats {
+                written, deleted, ..
+            } = dp
+                .sync_policy(ep.id, &ep.entries)
+                .with_context(|| format!("policy of {name}"))?;
             if written + deleted > 0 {
                 stats.endpoints_touched.insert(name.clone());
             }
             stats.written += written;
             stats.deleted += deleted;
         }
-        let info_changed = old.is_none_or(|o| (o.identity, o.ingress, o.egress, &o.ips) != (ep.identity, ep.ingress, ep.egress, &ep.ips));
+        let info_changed = old.is_none_or(|o| {
+            (o.identity, o.ingress, o.egress, &o.ips)
+                != (ep.identity, ep.ingress, ep.egress, &ep.ips)
+        });
         if info_changed {
             let ifindex = ifindex(&ep.ifname)?;
             for ip in &ep.ips {
                 dp.set_endpoint(
                     *ip,
-                    EndpointInfo { id: ep.id, identity: ep.identity, ifindex, ingress_enforced: ep.ingress, egress_enforced: ep.egress },
+                    EndpointInfo {
+                        id: ep.id,
+                        identity: ep.identity,
+                        ifindex,
+                        ingress_enforced: ep.ingress,
+                        egress_enforced: ep.egress,
+                    },
                 )
                 .with_context(|| format!("endpoint {name}"))?;
             }
         }
         if !applied.attached.contains(&ep.ifname) {
-            dp.attach_endpoint(&ep.ifname).with_context(|| format!("attaching to {} of {name}", ep.ifname))?;
+            dp.attach_endpoint(&ep.ifname)
+                .with_context(|| format!("attaching to {} of {name}", ep.ifname))?;
             applied.attached.insert(ep.ifname.clone());
         }
         applied.endpoints.insert(name.clone(), ep.clone());
     }
     // Removals last.
-    let gone: Vec<String> = applied.endpoints.keys().filter(|n| !endpoints.contains_key(*n)).cloned().collect();
+    let gone: Vec<String> = applied
+        .endpoints
+        .keys()
+        .filter(|n| !endpoints.contains_key(*n))
+        .cloned()
+        .collect();
     for name in gone {
         if let Some(ep) = applied.endpoints.remove(&name) {
             for ip in &ep.ips {
@@ -177,9 +217,15 @@ pub fn apply(
             }
         }
     }
-    let stale: Vec<IpNet> = applied.ipcache.keys().filter(|n| !ipcache.contains_key(*n)).copied().collect();
+    let stale: Vec<IpNet> = applied
+        .ipcache
+        .keys()
+        .filter(|n| !ipcache.contains_key(*n))
+        .copied()
+        .collect();
     for net in stale {
-        dp.remove_ipcache(net).with_context(|| format!("removing ipcache {net}"))?;
+        dp.remove_ipcache(net)
+            .with_context(|| format!("removing ipcache {net}"))?;
         applied.ipcache.remove(&net);
         stats.ipcache_writes += 1;
     }

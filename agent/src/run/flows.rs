@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use super::agent::Agent;
 
 fn now_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn proto_name(p: u8) -> String {
@@ -62,7 +64,11 @@ fn datapath_event(agent: &Agent, ev: &Event) -> FlowEvent {
             .drop_count
             .with_label_values(&[reason_name(ev.reason), &direction])
             .inc(),
-        _ => agent.metrics.forward_count.with_label_values(&[&direction]).inc(),
+        _ => agent
+            .metrics
+            .forward_count
+            .with_label_values(&[&direction])
+            .inc(),
     }
     FlowEvent {
         time_unix_ms: now_ms(SystemTime::now()),
@@ -102,8 +108,15 @@ pub async fn datapath_events(agent: Arc<Agent>) -> anyhow::Result<()> {
 pub async fn http_flows(agent: Arc<Agent>, mut rx: mpsc::Receiver<HttpFlowRecord>) {
     while let Some(r) = rx.recv().await {
         let verdict = format!("{:?}", r.verdict).to_ascii_uppercase();
-        agent.metrics.http_requests.with_label_values(&[&verdict.to_ascii_lowercase(), &r.method]).inc();
-        agent.metrics.proxy_upstream_latency.observe(r.latency.as_secs_f64());
+        agent
+            .metrics
+            .http_requests
+            .with_label_values(&[&verdict.to_ascii_lowercase(), &r.method])
+            .inc();
+        agent
+            .metrics
+            .proxy_upstream_latency
+            .observe(r.latency.as_secs_f64());
         let ev = FlowEvent {
             time_unix_ms: now_ms(r.time),
             kind: FlowKind::L7Http,
@@ -127,7 +140,11 @@ pub async fn dns_flows(agent: Arc<Agent>, mut rx: mpsc::Receiver<DnsFlowRecord>)
     while let Some(r) = rx.recv().await {
         let verdict = format!("{:?}", r.verdict).to_ascii_uppercase();
         let rcode = r.rcode_name().to_string();
-        agent.metrics.dns_queries.with_label_values(&[&verdict.to_ascii_lowercase(), &rcode]).inc();
+        agent
+            .metrics
+            .dns_queries
+            .with_label_values(&[&verdict.to_ascii_lowercase(), &rcode])
+            .inc();
         if let Some(l) = r.learn_latency {
             agent.metrics.dns_release_latency.observe(l.as_secs_f64());
         }

@@ -98,6 +98,9 @@ impl Inputs {
 
     /// Every policy in force, in file order.
     pub fn policies(&self) -> Vec<LoadedPolicy> {
-        self.files.values().flat_map(|(_, p)| p.iter().cloned()).collect()
+        self.files
+            .values()
+            .flat_map(|(_, p)| p.iter().cloned())
+            .collect()
     }
 }

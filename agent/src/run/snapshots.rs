@@ -23,7 +23,10 @@ fn http_ports(dp: &DirectionPolicy) -> Vec<PortL7> {
                 .iter()
                 .map(|p| PeerL7 {
                     identities: p.identities.as_ref().map(|s| s.iter().copied().collect()),
-                    http: p.http.as_ref().map(|rules| rules.iter().map(|r| r.to_spec()).collect()),
+                    http: p
+                        .http
+                        .as_ref()
+                        .map(|rules| rules.iter().map(|r| r.to_spec()).collect()),
                 })
                 .collect(),
         })
@@ -31,7 +34,11 @@ fn http_ports(dp: &DirectionPolicy) -> Vec<PortL7> {
 }
 
 /// The HTTP proxy's snapshot.
-pub fn http_snapshot(revision: u64, state: &ClusterState, policies: &BTreeMap<String, EndpointPolicy>) -> PolicySnapshot {
+pub fn http_snapshot(
+    revision: u64,
+    state: &ClusterState,
+    policies: &BTreeMap<String, EndpointPolicy>,
+) -> PolicySnapshot {
     let endpoints = policies
         .iter()
         .filter_map(|(name, p)| {
@@ -45,11 +52,19 @@ pub fn http_snapshot(revision: u64, state: &ClusterState, policies: &BTreeMap<St
             })
         })
         .collect();
-    PolicySnapshot { revision, ipcache: ipcache(state), endpoints }
+    PolicySnapshot {
+        revision,
+        ipcache: ipcache(state),
+        endpoints,
+    }
 }
 
 /// The DNS proxy's snapshot (egress `rules.dns` only; UDP and TCP share a port's rules).
-pub fn dns_snapshot(revision: u64, state: &ClusterState, policies: &BTreeMap<String, EndpointPolicy>) -> DnsSnapshot {
+pub fn dns_snapshot(
+    revision: u64,
+    state: &ClusterState,
+    policies: &BTreeMap<String, EndpointPolicy>,
+) -> DnsSnapshot {
     let endpoints = policies
         .iter()
         .filter_map(|(name, p)| {
@@ -59,7 +74,10 @@ pub fn dns_snapshot(revision: u64, state: &ClusterState, policies: &BTreeMap<Str
                 let peers = by_port.entry(f.port).or_default();
                 for peer in &f.peers {
                     let dp = DnsPeer {
-                        identities: peer.identities.as_ref().map(|s| s.iter().copied().collect()),
+                        identities: peer
+                            .identities
+                            .as_ref()
+                            .map(|s| s.iter().copied().collect()),
                         patterns: peer.dns.clone(),
                     };
                     if !peers.contains(&dp) {
@@ -71,9 +89,16 @@ pub fn dns_snapshot(revision: u64, state: &ClusterState, policies: &BTreeMap<Str
                 name: name.clone(),
                 ips: ep.ips.clone(),
                 identity: ep.identity,
-                rules: by_port.into_iter().map(|(port, peers)| DnsPortRule { port, peers }).collect(),
+                rules: by_port
+                    .into_iter()
+                    .map(|(port, peers)| DnsPortRule { port, peers })
+                    .collect(),
             })
         })
         .collect();
-    DnsSnapshot { revision, ipcache: ipcache(state), endpoints }
+    DnsSnapshot {
+        revision,
+        ipcache: ipcache(state),
+        endpoints,
+    }
 }
