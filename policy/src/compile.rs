@@ -268,9 +268,11 @@ fn cidr_selectors(
     out
 }
 
-/// `None` when no peer field is present (any peer); otherwise the union (maybe empty).
-fn peers_of(present: bool, selectors: Vec<PeerSelector>) -> Peers {
-    if present {
+/// Any peer when no peer field is present but ports are (`toPorts` alone); otherwise the
+/// union, maybe empty: a rule with neither peers nor ports (`egress: [{}]`) allows nothing
+/// and only puts the direction into default deny.
+fn peers_of(present: bool, has_ports: bool, selectors: Vec<PeerSelector>) -> Peers {
+    if present || !has_ports {
         Peers::Selected(selectors)
     } else {
         Peers::Any
@@ -309,9 +311,10 @@ fn ingress_rule(
         inputs.node_selectors_used = true;
         sel.push(PeerSelector::Nodes(Selector::compile(n, None)));
     }
+    let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref());
     PeerRule {
-        peers: peers_of(present, sel),
-        ports: port_specs(r.to_ports.as_deref(), r.icmps.as_deref()),
+        peers: peers_of(present, ports.is_some(), sel),
+        ports,
         deny,
         origin,
     }
@@ -383,9 +386,10 @@ fn egress_rule(
             sel.extend(service_backends(svc, inputs));
         }
     }
+    let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref());
     PeerRule {
-        peers: peers_of(present, sel),
-        ports: port_specs(r.to_ports.as_deref(), r.icmps.as_deref()),
+        peers: peers_of(present, ports.is_some(), sel),
+        ports,
         deny,
         origin,
     }

@@ -265,14 +265,15 @@ impl<'a> Resolver<'a> {
                     rule.egress_default_deny,
                 ),
             };
-            if rules.is_empty() {
+            if rules.is_empty() && !dd {
                 continue;
             }
             out.policies.insert(rule.origin.policy.clone());
+            // A Kubernetes policy type with no rules still puts the direction in default deny.
             out.enforced |= dd;
             contributions.extend(rules.iter().zip(peers.iter()));
         }
-        if contributions.is_empty() {
+        if contributions.is_empty() && !out.enforced {
             return out;
         }
         let mut builder = EntryBuilder::default();
