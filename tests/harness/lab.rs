@@ -158,8 +158,7 @@ impl Lab {
         let log = self.agent_log();
         let line = log
             .lines()
-            .filter(|l| l.contains("policy applied") && l.contains(&needle))
-            .last()
+            .rfind(|l| l.contains("policy applied") && l.contains(&needle))
             .unwrap_or_else(|| {
                 panic!(
                     "no `policy applied` line for revision {revision}:\n{}",
