@@ -2,6 +2,7 @@
 //! direction a list of peer rules (peers × ports × optional L7), allow or deny.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -39,11 +40,11 @@ impl std::fmt::Display for Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
     /// `namespace/name` or `name`.
-    pub policy: String,
+    pub policy: Arc<str>,
     /// Field path of the rule, e.g. `spec.egress[1]`.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// `file:line` of the policy.
-    pub source: String,
+    pub source: Arc<str>,
 }
 
 impl std::fmt::Display for Origin {
@@ -161,9 +162,9 @@ pub fn compile(policies: &[LoadedPolicy], topo: &Topology) -> CompiledPolicies {
                     .collect();
                 for (field, rule) in rules {
                     let origin = Origin {
-                        policy: p.qualified_name(),
-                        rule: field,
-                        source: source.clone(),
+                        policy: p.qualified_name().into(),
+                        rule: field.into(),
+                        source: source.as_str().into(),
                     };
                     if let Some(r) = compile_cilium_rule(rule, p, origin, topo, &mut out.inputs) {
                         out.rules.push(r);
@@ -172,9 +173,9 @@ pub fn compile(policies: &[LoadedPolicy], topo: &Topology) -> CompiledPolicies {
             }
             PolicyDoc::Kubernetes(k) => {
                 let origin = Origin {
-                    policy: p.qualified_name(),
+                    policy: p.qualified_name().into(),
                     rule: "spec".into(),
-                    source,
+                    source: source.as_str().into(),
                 };
                 out.rules.push(compile_knp(k, p, origin, &mut out.inputs));
             }
@@ -210,7 +211,7 @@ fn compile_cilium_rule(
     let mut ingress = Vec::new();
     let mut egress = Vec::new();
     let sub = |field: &str, i: usize| Origin {
-        rule: format!("{}.{field}[{i}]", origin.rule),
+        rule: format!("{}.{field}[{i}]", origin.rule).into(),
         ..origin.clone()
     };
     for (i, r) in rule.ingress.iter().flatten().enumerate() {
@@ -523,7 +524,7 @@ fn compile_knp(
                         ports: knp_ports(r.ports.as_deref()),
                         deny: false,
                         origin: Origin {
-                            rule: format!("spec.{field}[{i}]"),
+                            rule: format!("spec.{field}[{i}]").into(),
                             ..origin.clone()
                         },
                     }

@@ -3,6 +3,7 @@
 //! and the offline CLI use it too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::cluster::{ClusterState, LearnedNames};
 use crate::compile::{compile, CompiledPolicies};
@@ -54,7 +55,7 @@ impl Engine {
     }
 
     /// Policies of the endpoints on the agent's node.
-    pub fn local_policies(&self) -> BTreeMap<String, EndpointPolicy> {
+    pub fn local_policies(&self) -> BTreeMap<String, Arc<EndpointPolicy>> {
         self.resolver().local_endpoints()
     }
 }

@@ -6,6 +6,7 @@
 //! (L3+L4 > L4 with any identity > L3 only > allow-all). See [`DirectionPolicy::lookup`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::cluster::{fqdn_label_key, ClusterState, Endpoint};
 use crate::compile::{
@@ -180,7 +181,7 @@ pub struct Resolver<'a> {
     opts: ResolveOptions,
     ingress_peers: Vec<Vec<PeerSet>>,
     egress_peers: Vec<Vec<PeerSet>>,
-    cache: std::sync::Mutex<HashMap<CacheKey, EndpointPolicy>>,
+    cache: std::sync::Mutex<HashMap<CacheKey, Arc<EndpointPolicy>>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -218,17 +219,18 @@ impl<'a> Resolver<'a> {
         self.state
     }
 
-    /// The policy of one endpoint (cached by identity and named ports).
-    pub fn endpoint(&self, ep: &Endpoint) -> EndpointPolicy {
+    /// The policy of one endpoint (cached by identity and named ports; endpoints sharing an
+    /// identity share one policy).
+    pub fn endpoint(&self, ep: &Endpoint) -> Arc<EndpointPolicy> {
         let key = (ep.identity, ep.named_ports.clone());
         if let Some(hit) = self.cache.lock().expect("cache lock").get(&key) {
             return hit.clone();
         }
-        let result = EndpointPolicy {
+        let result = Arc::new(EndpointPolicy {
             identity: ep.identity,
             ingress: self.direction(ep, Direction::Ingress),
             egress: self.direction(ep, Direction::Egress),
-        };
+        });
         self.cache
             .lock()
             .expect("cache lock")
@@ -237,7 +239,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Policies of every local endpoint, by name.
-    pub fn local_endpoints(&self) -> BTreeMap<String, EndpointPolicy> {
+    pub fn local_endpoints(&self) -> BTreeMap<String, Arc<EndpointPolicy>> {
         self.state
             .endpoints
             .values()
@@ -268,7 +270,7 @@ impl<'a> Resolver<'a> {
             if rules.is_empty() && !dd {
                 continue;
             }
-            out.policies.insert(rule.origin.policy.clone());
+            out.policies.insert(rule.origin.policy.to_string());
             // A Kubernetes policy type with no rules still puts the direction in default deny.
             out.enforced |= dd;
             contributions.extend(rules.iter().zip(peers.iter()));
@@ -360,9 +362,9 @@ impl<'a> Resolver<'a> {
 
 fn implicit_origin(what: &str) -> Origin {
     Origin {
-        policy: format!("<{what}>"),
-        rule: String::new(),
-        source: String::new(),
+        policy: format!("<{what}>").into(),
+        rule: "".into(),
+        source: "".into(),
     }
 }
 

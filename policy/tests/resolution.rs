@@ -28,10 +28,16 @@ pods:
 fn engine(policies: &str) -> Engine {
     let topo = Topology::parse(TOPO, Path::new("topo.yaml")).expect("topology");
     let set = parse_str(policies, Path::new("p.yaml")).expect("policies parse");
-    Engine::new(topo, set.policies, &LearnedNames::new(), Allocator::new(), ResolveOptions::default())
+    Engine::new(
+        topo,
+        set.policies,
+        &LearnedNames::new(),
+        Allocator::new(),
+        ResolveOptions::default(),
+    )
 }
 
-fn policy(e: &Engine, pod: &str) -> EndpointPolicy {
+fn policy(e: &Engine, pod: &str) -> std::sync::Arc<EndpointPolicy> {
     e.resolver().endpoint(&e.state.endpoints[pod])
 }
 
@@ -51,7 +57,11 @@ fn check(e: &Engine, pod: &str, dir: Direction, cases: &[Case<'_>]) {
     for (ip, proto, port, want) in cases {
         let remote = e.state.identity_of(ip.parse().unwrap());
         let got = p.direction(dir).lookup(remote, *proto, *port);
-        assert_eq!(got.verdict, *want, "{pod} {dir} {ip} ({remote}) {proto}/{port}: {}", got.reason);
+        assert_eq!(
+            got.verdict, *want,
+            "{pod} {dir} {ip} ({remote}) {proto}/{port}: {}",
+            got.reason
+        );
     }
 }
 
@@ -71,42 +81,148 @@ fn default_deny_activation() {
     let e = engine(&cnp("p", "app: a", "  egress: [{}]\n"));
     let p = policy(&e, "default/a");
     assert!(p.egress.enforced && !p.ingress.enforced);
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, DENY), ("1.1.1.1", 17, 53, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[("10.0.1.2", 6, 80, DENY), ("1.1.1.1", 17, 53, DENY)],
+    );
     // A deny rule alone also enables default deny.
-    let e = engine(&cnp("p", "app: a", "  egressDeny: [{toEntities: [world]}]\n"));
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, DENY)]);
+    let e = engine(&cnp(
+        "p",
+        "app: a",
+        "  egressDeny: [{toEntities: [world]}]\n",
+    ));
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[("10.0.1.2", 6, 80, DENY)],
+    );
     // enableDefaultDeny: false keeps the rest allowed but applies the rule's L7 and denies.
     let body = "  enableDefaultDeny: {egress: false}\n  egressDeny:\n  - toCIDR: [1.1.1.1/32]\n";
     let e = engine(&cnp("p", "app: a", body));
-    check(&e, "default/a", Direction::Egress, &[("1.1.1.1", 6, 443, DENY), ("8.8.8.8", 6, 443, ALLOW), ("10.0.1.2", 6, 80, ALLOW)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("1.1.1.1", 6, 443, DENY),
+            ("8.8.8.8", 6, 443, ALLOW),
+            ("10.0.1.2", 6, 80, ALLOW),
+        ],
+    );
 }
 
 #[test]
 fn entities() {
     let e = engine(&cnp("p", "app: a", "  egress:\n  - toEntities: [host]\n"));
-    check(&e, "default/a", Direction::Egress, &[("192.168.1.1", 1, 8, ALLOW), ("192.168.1.2", 1, 8, DENY), ("8.8.8.8", 6, 443, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("192.168.1.1", 1, 8, ALLOW),
+            ("192.168.1.2", 1, 8, DENY),
+            ("8.8.8.8", 6, 443, DENY),
+        ],
+    );
     let e = engine(&cnp("p", "app: a", "  egress:\n  - toEntities: [world]\n"));
-    check(&e, "default/a", Direction::Egress, &[("8.8.8.8", 6, 443, ALLOW), ("10.0.1.2", 6, 80, DENY), ("192.168.1.1", 6, 22, DENY)]);
-    let e = engine(&cnp("p", "app: a", "  egress:\n  - toEntities: [cluster]\n"));
-    check(&e, "default/a", Direction::Egress, &[("8.8.8.8", 6, 443, DENY), ("10.0.1.2", 6, 80, ALLOW), ("10.0.2.1", 6, 80, ALLOW), ("192.168.1.2", 6, 22, ALLOW)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("8.8.8.8", 6, 443, ALLOW),
+            ("10.0.1.2", 6, 80, DENY),
+            ("192.168.1.1", 6, 22, DENY),
+        ],
+    );
+    let e = engine(&cnp(
+        "p",
+        "app: a",
+        "  egress:\n  - toEntities: [cluster]\n",
+    ));
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("8.8.8.8", 6, 443, DENY),
+            ("10.0.1.2", 6, 80, ALLOW),
+            ("10.0.2.1", 6, 80, ALLOW),
+            ("192.168.1.2", 6, 22, ALLOW),
+        ],
+    );
     let e = engine(&cnp("p", "app: a", "  egress:\n  - toEntities: [all]\n"));
-    check(&e, "default/a", Direction::Egress, &[("8.8.8.8", 6, 443, ALLOW), ("10.0.1.2", 6, 80, ALLOW)]);
-    let e = engine(&cnp("p", "app: a", "  egress:\n  - toEntities: [remote-node]\n"));
-    check(&e, "default/a", Direction::Egress, &[("192.168.1.2", 1, 8, ALLOW), ("192.168.1.1", 1, 8, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[("8.8.8.8", 6, 443, ALLOW), ("10.0.1.2", 6, 80, ALLOW)],
+    );
+    let e = engine(&cnp(
+        "p",
+        "app: a",
+        "  egress:\n  - toEntities: [remote-node]\n",
+    ));
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[("192.168.1.2", 1, 8, ALLOW), ("192.168.1.1", 1, 8, DENY)],
+    );
 }
 
 #[test]
 fn endpoints_are_namespace_scoped() {
     let e = engine(&cnp("p", "app: a", "  egress:\n  - toEndpoints: [{}]\n"));
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, ALLOW), ("10.0.2.1", 6, 80, DENY), ("8.8.8.8", 6, 80, DENY)]);
-    let body = "  egress:\n  - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: other}}]\n";
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("10.0.1.2", 6, 80, ALLOW),
+            ("10.0.2.1", 6, 80, DENY),
+            ("8.8.8.8", 6, 80, DENY),
+        ],
+    );
+    let body =
+        "  egress:\n  - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: other}}]\n";
     let e = engine(&cnp("p", "app: a", body));
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, DENY), ("10.0.2.1", 6, 80, ALLOW)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[("10.0.1.2", 6, 80, DENY), ("10.0.2.1", 6, 80, ALLOW)],
+    );
     // An explicitly empty peer list selects nothing; omitted peers with toPorts mean any peer.
-    let e = engine(&cnp("p", "app: a", "  egress:\n  - toEndpoints: []\n    toPorts: [{ports: [{port: '80'}]}]\n"));
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, DENY)]);
-    let e = engine(&cnp("p", "app: a", "  egress:\n  - toPorts: [{ports: [{port: '80'}]}]\n"));
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, ALLOW), ("8.8.8.8", 17, 80, ALLOW), ("8.8.8.8", 6, 81, DENY)]);
+    let e = engine(&cnp(
+        "p",
+        "app: a",
+        "  egress:\n  - toEndpoints: []\n    toPorts: [{ports: [{port: '80'}]}]\n",
+    ));
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[("10.0.1.2", 6, 80, DENY)],
+    );
+    let e = engine(&cnp(
+        "p",
+        "app: a",
+        "  egress:\n  - toPorts: [{ports: [{port: '80'}]}]\n",
+    ));
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("10.0.1.2", 6, 80, ALLOW),
+            ("8.8.8.8", 17, 80, ALLOW),
+            ("8.8.8.8", 6, 81, DENY),
+        ],
+    );
 }
 
 #[test]
@@ -151,25 +267,64 @@ fn port_ranges_and_protocols() {
     );
     let icmp = "  egress:\n  - icmps: [{fields: [{type: 8, family: IPv4}]}]\n";
     let e = engine(&cnp("p", "app: a", icmp));
-    check(&e, "default/a", Direction::Egress, &[("8.8.8.8", 1, 8, ALLOW), ("8.8.8.8", 1, 13, DENY), ("8.8.8.8", 6, 8, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("8.8.8.8", 1, 8, ALLOW),
+            ("8.8.8.8", 1, 13, DENY),
+            ("8.8.8.8", 6, 8, DENY),
+        ],
+    );
 }
 
 #[test]
 fn deny_beats_allow() {
     let docs = cnp("allow", "app: a", "  ingress:\n  - fromEntities: [all]\n")
-        + &cnp("deny", "app: a", "  ingressDeny:\n  - fromEndpoints: [{matchLabels: {env: dev}}]\n");
+        + &cnp(
+            "deny",
+            "app: a",
+            "  ingressDeny:\n  - fromEndpoints: [{matchLabels: {env: dev}}]\n",
+        );
     let e = engine(&docs);
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, DENY), ("10.0.1.3", 6, 80, ALLOW), ("8.8.8.8", 6, 80, ALLOW)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[
+            ("10.0.1.2", 6, 80, DENY),
+            ("10.0.1.3", 6, 80, ALLOW),
+            ("8.8.8.8", 6, 80, ALLOW),
+        ],
+    );
     // A specific allow never shadows a broader deny of the same peer.
     let docs = cnp("allow", "app: a", "  ingress:\n  - fromEndpoints: [{matchLabels: {app: b}}]\n    toPorts: [{ports: [{port: '80', protocol: TCP}]}]\n")
         + &cnp("deny", "app: a", "  ingressDeny:\n  - fromEndpoints: [{matchLabels: {app: b}}]\n    toPorts: [{ports: [{port: '1', endPort: 1000, protocol: TCP}]}]\n");
     let e = engine(&docs);
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, DENY), ("10.0.1.2", 6, 1001, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[("10.0.1.2", 6, 80, DENY), ("10.0.1.2", 6, 1001, DENY)],
+    );
     // Wildcard deny on a port beats an identity-specific L3 allow.
-    let docs = cnp("allow", "app: a", "  ingress:\n  - fromEndpoints: [{matchLabels: {app: b}}]\n")
-        + &cnp("deny", "app: a", "  ingressDeny:\n  - toPorts: [{ports: [{port: '22', protocol: TCP}]}]\n");
+    let docs = cnp(
+        "allow",
+        "app: a",
+        "  ingress:\n  - fromEndpoints: [{matchLabels: {app: b}}]\n",
+    ) + &cnp(
+        "deny",
+        "app: a",
+        "  ingressDeny:\n  - toPorts: [{ports: [{port: '22', protocol: TCP}]}]\n",
+    );
     let e = engine(&docs);
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 22, DENY), ("10.0.1.2", 6, 80, ALLOW)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[("10.0.1.2", 6, 22, DENY), ("10.0.1.2", 6, 80, ALLOW)],
+    );
 }
 
 #[test]
@@ -182,7 +337,17 @@ fn l7_precedence_cves() {
         "  ingress:\n  - toPorts: [{ports: [{port: '80', protocol: TCP}], rules: {http: [{method: GET}]}}]\n  - fromEndpoints: [{matchLabels: {app: b}}]\n    toPorts: [{ports: [{port: '1', endPort: 1000, protocol: TCP}]}]\n",
     );
     let e = engine(&docs);
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, HTTP), ("10.0.1.2", 6, 81, ALLOW), ("10.0.1.3", 6, 80, HTTP), ("10.0.1.3", 6, 81, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[
+            ("10.0.1.2", 6, 80, HTTP),
+            ("10.0.1.2", 6, 81, ALLOW),
+            ("10.0.1.3", 6, 80, HTTP),
+            ("10.0.1.3", 6, 81, DENY),
+        ],
+    );
     // An L3-only allow of one peer does not bypass a port's L7 rules either.
     let docs = cnp(
         "l7",
@@ -190,7 +355,12 @@ fn l7_precedence_cves() {
         "  ingress:\n  - toPorts: [{ports: [{port: '80', protocol: TCP}], rules: {http: [{method: GET}]}}]\n  - fromEndpoints: [{matchLabels: {app: b}}]\n",
     );
     let e = engine(&docs);
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, HTTP), ("10.0.1.2", 6, 22, ALLOW)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[("10.0.1.2", 6, 80, HTTP), ("10.0.1.2", 6, 22, ALLOW)],
+    );
     // CVE-2023-30851: an L4-only allow for one peer (same port) makes that peer unfiltered,
     // and only that peer.
     let docs = cnp(
@@ -199,11 +369,19 @@ fn l7_precedence_cves() {
         "  ingress:\n  - toPorts: [{ports: [{port: '80', protocol: TCP}], rules: {http: [{method: GET}]}}]\n  - fromEndpoints: [{matchLabels: {app: b}}]\n    toPorts: [{ports: [{port: '80', protocol: TCP}]}]\n",
     );
     let e = engine(&docs);
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, ALLOW), ("10.0.1.3", 6, 80, HTTP)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[("10.0.1.2", 6, 80, ALLOW), ("10.0.1.3", 6, 80, HTTP)],
+    );
     let p = policy(&e, "default/a");
     let f = p.ingress.l7_filter(6, 80).expect("L7 filter on port 80");
     let c = id(&e, "default/c");
-    assert!(f.peers_for(c).all(|p| p.http.is_some()), "peer c must stay HTTP-filtered");
+    assert!(
+        f.peers_for(c).all(|p| p.http.is_some()),
+        "peer c must stay HTTP-filtered"
+    );
 }
 
 const KNP: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
@@ -211,35 +389,84 @@ const KNP: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
 #[test]
 fn kubernetes_network_policy_truth_tables() {
     // default deny ingress: `podSelector: {}` with policyTypes [Ingress] and no rules.
-    let e = engine(&format!("{KNP}metadata: {{name: deny}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress]\n"));
+    let e = engine(&format!(
+        "{KNP}metadata: {{name: deny}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress]\n"
+    ));
     for pod in ["default/a", "default/b"] {
         let p = policy(&e, pod);
         assert!(p.ingress.enforced && !p.egress.enforced, "{pod}");
     }
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, DENY), ("8.8.8.8", 6, 80, DENY), ("192.168.1.1", 6, 80, ALLOW)]);
-    assert!(!policy(&e, "other/d").ingress.enforced, "other namespaces untouched");
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[
+            ("10.0.1.2", 6, 80, DENY),
+            ("8.8.8.8", 6, 80, DENY),
+            ("192.168.1.1", 6, 80, ALLOW),
+        ],
+    );
+    assert!(
+        !policy(&e, "other/d").ingress.enforced,
+        "other namespaces untouched"
+    );
 
     // allow all ingress: an empty rule.
-    let e = engine(&format!("{KNP}metadata: {{name: all}}\nspec:\n  podSelector: {{}}\n  ingress: [{{}}]\n"));
-    check(&e, "default/a", Direction::Ingress, &[("10.0.2.1", 6, 80, ALLOW), ("8.8.8.8", 6, 80, ALLOW)]);
+    let e = engine(&format!(
+        "{KNP}metadata: {{name: all}}\nspec:\n  podSelector: {{}}\n  ingress: [{{}}]\n"
+    ));
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[("10.0.2.1", 6, 80, ALLOW), ("8.8.8.8", 6, 80, ALLOW)],
+    );
 
     // default deny egress via policyTypes; an egress section alone implies Egress.
-    let e = engine(&format!("{KNP}metadata: {{name: e}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n"));
+    let e = engine(&format!(
+        "{KNP}metadata: {{name: e}}\nspec:\n  podSelector: {{}}\n  policyTypes: [Egress]\n"
+    ));
     assert!(policy(&e, "default/a").egress.enforced && !policy(&e, "default/a").ingress.enforced);
     let e = engine(&format!("{KNP}metadata: {{name: e}}\nspec:\n  podSelector: {{}}\n  egress: [{{to: [{{podSelector: {{}}}}]}}]\n"));
     let p = policy(&e, "default/a");
-    assert!(p.egress.enforced && p.ingress.enforced, "ingress is always implied");
-    check(&e, "default/a", Direction::Egress, &[("10.0.1.2", 6, 80, ALLOW), ("10.0.2.1", 6, 80, DENY), ("8.8.8.8", 6, 80, DENY)]);
+    assert!(
+        p.egress.enforced && p.ingress.enforced,
+        "ingress is always implied"
+    );
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            ("10.0.1.2", 6, 80, ALLOW),
+            ("10.0.2.1", 6, 80, DENY),
+            ("8.8.8.8", 6, 80, DENY),
+        ],
+    );
 
     // namespaceSelector alone: every pod of matching namespaces; with podSelector: both.
     let e = engine(&format!(
         "{KNP}metadata: {{name: ns}}\nspec:\n  podSelector: {{matchLabels: {{app: a}}}}\n  ingress:\n  - from: [{{namespaceSelector: {{matchLabels: {{team: blue}}}}}}]\n"
     ));
-    check(&e, "default/a", Direction::Ingress, &[("10.0.2.1", 6, 80, ALLOW), ("10.0.1.2", 6, 80, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[("10.0.2.1", 6, 80, ALLOW), ("10.0.1.2", 6, 80, DENY)],
+    );
     let e = engine(&format!(
         "{KNP}metadata: {{name: ns}}\nspec:\n  podSelector: {{matchLabels: {{app: a}}}}\n  ingress:\n  - from: [{{namespaceSelector: {{}}, podSelector: {{matchLabels: {{app: b}}}}}}]\n"
     ));
-    check(&e, "default/a", Direction::Ingress, &[("10.0.1.2", 6, 80, ALLOW), ("10.0.2.1", 6, 80, DENY), ("8.8.8.8", 6, 80, DENY)]);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[
+            ("10.0.1.2", 6, 80, ALLOW),
+            ("10.0.2.1", 6, 80, DENY),
+            ("8.8.8.8", 6, 80, DENY),
+        ],
+    );
 
     // ports with endPort and named protocol; `from` omitted means every source.
     let e = engine(&format!(
@@ -249,22 +476,41 @@ fn kubernetes_network_policy_truth_tables() {
         &e,
         "default/a",
         Direction::Ingress,
-        &[("8.8.8.8", 6, 8040, ALLOW), ("8.8.8.8", 17, 8040, DENY), ("10.0.1.2", 17, 53, ALLOW), ("10.0.1.2", 6, 53, DENY)],
+        &[
+            ("8.8.8.8", 6, 8040, ALLOW),
+            ("8.8.8.8", 17, 8040, DENY),
+            ("10.0.1.2", 17, 53, ALLOW),
+            ("10.0.1.2", 6, 53, DENY),
+        ],
     );
 }
 
 #[test]
 fn new_pod_with_known_identity_changes_no_entries() {
-    let docs = cnp("p", "app: a", "  ingress:\n  - fromEndpoints: [{matchLabels: {env: dev}}]\n");
+    let docs = cnp(
+        "p",
+        "app: a",
+        "  ingress:\n  - fromEndpoints: [{matchLabels: {env: dev}}]\n",
+    );
     let before = engine(&docs);
     let mut topo = before.topology.clone();
     let mut extra = topo.pods.iter().find(|p| p.name == "b").unwrap().clone();
     extra.name = "b2".into();
     extra.ips = vec!["10.0.1.9".parse().unwrap()];
     topo.pods.push(extra);
-    let after = Engine::new(topo, before.policies.clone(), &LearnedNames::new(), before.alloc.clone(), ResolveOptions::default());
+    let after = Engine::new(
+        topo,
+        before.policies.clone(),
+        &LearnedNames::new(),
+        before.alloc.clone(),
+        ResolveOptions::default(),
+    );
     assert_eq!(id(&after, "default/b2"), id(&before, "default/b"));
     for pod in ["default/a", "default/b", "default/c"] {
-        assert_eq!(policy(&before, pod), policy(&after, pod), "{pod} policy must not change");
+        assert_eq!(
+            policy(&before, pod),
+            policy(&after, pod),
+            "{pod} policy must not change"
+        );
     }
 }

@@ -51,7 +51,7 @@ pub struct Inner {
     /// The revision in force.
     pub engine: Option<Engine>,
     /// Resolved local endpoint policies of the revision in force.
-    pub resolved: BTreeMap<String, EndpointPolicy>,
+    pub resolved: BTreeMap<String, Arc<EndpointPolicy>>,
     /// Revision number.
     pub revision: u64,
     /// The kernel datapath.

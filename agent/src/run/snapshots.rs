@@ -1,6 +1,7 @@
 //! Builds the immutable snapshots the HTTP and DNS proxies enforce from a resolved revision.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use palisade_dnsproxy::{DnsPeer, DnsPortRule, DnsSnapshot, EndpointDns};
 use palisade_policy::cluster::ClusterState;
@@ -37,7 +38,7 @@ fn http_ports(dp: &DirectionPolicy) -> Vec<PortL7> {
 pub fn http_snapshot(
     revision: u64,
     state: &ClusterState,
-    policies: &BTreeMap<String, EndpointPolicy>,
+    policies: &BTreeMap<String, Arc<EndpointPolicy>>,
 ) -> PolicySnapshot {
     let endpoints = policies
         .iter()
@@ -63,7 +64,7 @@ pub fn http_snapshot(
 pub fn dns_snapshot(
     revision: u64,
     state: &ClusterState,
-    policies: &BTreeMap<String, EndpointPolicy>,
+    policies: &BTreeMap<String, Arc<EndpointPolicy>>,
 ) -> DnsSnapshot {
     let endpoints = policies
         .iter()
