@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every benchmark (policy, HTTP matcher, datapath, HTTP proxy, DNS proxy) and writes
+# BENCHMARKS.md with the tables, the machine and the date. Not part of CI: root, a few minutes.
+# Each peer (direct, nginx, haproxy, dnsmasq, no-program) is measured in the same run, so the
+# ratios are what to read on a shared, noisy machine.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --bench
+mkdir -p bench-results
+
+criterion_ms() { # group/bench → mean in ms
+  python3 -c "import json,sys; print('%.3f' % (json.load(open('target/criterion/$1/new/estimates.json'))['mean']['point_estimate']/1e6))"
+}
+
+echo "== policy resolution"
+cargo bench -q -p palisade-policy --bench resolve >/dev/null 2>&1
+{
+  echo "| benchmark | mean | target |"
+  echo "| --- | --- | --- |"
+  echo "| full resolution, 1,000 policies over 10,000 pods | $(criterion_ms policy/full_resolution_1000_policies_10000_pods) ms | < 1000 ms |"
+  echo "| add one pod with an existing identity (no other endpoint changes) | $(criterion_ms add_pod_with_existing_identity) ms | < 1 ms |"
+} > bench-results/policy.md
+
+echo "== HTTP rule matching"
+cargo bench -q -p palisade-httpmatch > bench-results/httpmatch.txt 2>&1
+
+echo "== datapath";  bash bpf/bench/datapath.sh   || echo "datapath bench failed" > bench-results/datapath.md
+echo "== HTTP proxy"; bash proxy/bench/http.sh   || echo "HTTP bench failed" > bench-results/http.md
+echo "== DNS proxy";  bash dnsproxy/bench/dns.sh || echo "DNS bench failed" > bench-results/dns.md
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r). Produced by \`make bench\`."
+  echo
+  for f in policy datapath http dns; do
+    echo "## $f"; echo; cat "bench-results/$f.md" 2>/dev/null; echo
+  done
+  echo "## HTTP rule matching (criterion)"; echo; echo '```'
+  grep -E "^[a-z].*|time:" bench-results/httpmatch.txt | grep -B1 "time:" | grep -v "^--"
+  echo '```'
+} > BENCHMARKS.md
+cat BENCHMARKS.md
