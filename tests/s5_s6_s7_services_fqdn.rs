@@ -55,6 +55,18 @@ fn s6_s7_fqdn_and_dns_refused() {
 
     // S6: the DNS proxy learns api.github.com's address from the answer and allows exactly it.
     lab.apply(&["s6-fqdn/fqdn.yaml"]);
+    // Nothing looked up yet in this lab: nothing learned, the address is not allowed yet.
+    let cache = lab.cli(&["fqdn", "cache", "list"]);
+    assert!(
+        !stdout(&cache).contains("github.com"),
+        "a fresh lab's agent has learned nothing: {}",
+        describe(&cache)
+    );
+    let (rc, _) = lab.curl(BOT, "http://203.0.113.10/");
+    assert_eq!(
+        rc, 28,
+        "api.github.com's address before any lookup must time out, exit {rc}"
+    );
     let out = lab.exec(BOT, &["curl", "-sS", "-I", "-m", "2", "api.github.com"]);
     assert_eq!(code(&out), 0, "curl -I api.github.com: {}", describe(&out));
     assert!(
