@@ -28,10 +28,11 @@ fn rt() -> Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-/// `status`.
+/// `status`: exit 1 when the agent is unreachable (an error) or unhealthy, so probes can use it.
 pub fn status(api: &ApiArgs) -> Result<ExitCode> {
     let v = rt()?.block_on(Client::new(&api.socket).status())?;
-    print(api, &v, render::render_status)
+    print(api, &v, render::render_status)?;
+    Ok(if v.healthy() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `identity list` from the agent.
