@@ -21,6 +21,8 @@ pub struct AgentFiles {
     pub log: PathBuf,
     /// The agent's API socket.
     pub socket: PathBuf,
+    /// The agent's own state (endpoint ids, learned FQDN cache), private to this lab.
+    pub agent_state: PathBuf,
 }
 
 impl AgentFiles {
@@ -31,6 +33,7 @@ impl AgentFiles {
             ready: state_dir.join("agent.ready"),
             log: state_dir.join("agent.log"),
             socket: state_dir.join("palisade.sock"),
+            agent_state: state_dir.join("agent-state"),
         }
     }
 }
@@ -45,12 +48,13 @@ pub fn write_config(
     let quote = |p: &Path| serde_json::to_string(&p.to_string_lossy()).expect("string");
     let text = format!(
         "# written by palisade lab up\n\
-         topology: {}\npolicies: {}\nreadyFile: {}\napiSocket: {}\nbpfPinDir: {}\n",
+         topology: {}\npolicies: {}\nreadyFile: {}\napiSocket: {}\nbpfPinDir: {}\nstateDir: {}\n",
         quote(topology),
         quote(policies),
         quote(&files.ready),
         quote(&files.socket),
         quote(&opts.bpf_pin_dir),
+        quote(&files.agent_state),
     );
     write_atomic(&files.config, text.as_bytes())
 }

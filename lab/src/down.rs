@@ -109,6 +109,7 @@ fn remove_tree(path: &Path) -> Result<(), LabError> {
 fn remove_state_dir(dir: &Path) -> Result<(), LabError> {
     let agent = AgentFiles::new(dir);
     let dns = DnsFiles::new(dir);
+    let agent_state = agent.agent_state.clone();
     let files = [
         dir.join(STATE_FILE),
         dir.join(TOPOLOGY_FILE),
@@ -130,6 +131,7 @@ fn remove_state_dir(dir: &Path) -> Result<(), LabError> {
         }
     }
     remove_tree(&dir.join("logs"))?;
+    remove_tree(&agent_state)?;
     match std::fs::remove_dir(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(dir, e)),
         _ => Ok(()),
