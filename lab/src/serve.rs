@@ -12,10 +12,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
 use palisade_policy::topology::ServeKind;
 use tokio::net::TcpListener;
 
@@ -60,8 +61,8 @@ async fn accept_loop(ctx: Arc<page::Context>, port: u16) -> Result<(), LabError>
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(ctx.clone(), remote, req));
-            let _ = http1::Builder::new()
-                .keep_alive(true)
+            // HTTP/1.1 and HTTP/2 with prior knowledge (h2c), like a typical app server.
+            let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
