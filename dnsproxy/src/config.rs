@@ -31,6 +31,15 @@ pub struct DnsProxyConfig {
     pub learn_timeout: Duration,
     /// Queries handled at once; beyond it a query is answered SERVFAIL at once.
     pub max_in_flight: usize,
+    /// A repeated answer whose addresses the agent already has (expiry within this much) skips
+    /// the learner, but each name in use still reaches it at least once per this interval, so
+    /// the agent's expiries lag by at most this much. Zero calls the learner for every answer.
+    #[serde(default = "default_learn_refresh")]
+    pub learn_refresh: Duration,
+}
+
+fn default_learn_refresh() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Default for DnsProxyConfig {
@@ -42,6 +51,7 @@ impl Default for DnsProxyConfig {
             upstream_timeout: Duration::from_secs(5),
             learn_timeout: Duration::from_secs(1),
             max_in_flight: 1024,
+            learn_refresh: default_learn_refresh(),
         }
     }
 }

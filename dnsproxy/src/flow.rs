@@ -61,8 +61,13 @@ pub struct DnsFlowRecord {
     pub rcode: Option<u16>,
     /// From receiving the query to sending the answer.
     pub latency: Duration,
-    /// Time spent waiting for the learner, when it was called.
+    /// Time spent waiting for the learner, when it was called (`None` also when skipped because
+    /// the agent already had every address).
     pub learn_latency: Option<Duration>,
+    /// From the upstream answer's arrival to the answer being ready to send (decoding, learner
+    /// wait), when an answer arrived.
+    #[serde(default)]
+    pub release_latency: Option<Duration>,
 }
 
 impl DnsFlowRecord {

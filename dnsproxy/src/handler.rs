@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{DnsProxyConfig, RejectCode};
 use crate::flow::{DnsFlowRecord, Transport, Verdict};
 use crate::learner::{FqdnLearner, LearnedAnswer};
+use crate::mux::UdpMux;
 use crate::policy::{CompiledPolicy, Decision};
+use crate::refresh::LearnFilter;
 use crate::server::DnsProxyStats;
 use crate::upstream::Upstream;
 use crate::wire::{self, rcode, Parsed, Query};
@@ -28,6 +30,10 @@ pub struct Shared {
     pub flows: mpsc::Sender<DnsFlowRecord>,
     /// Counters.
     pub stats: Arc<DnsProxyStats>,
+    /// Long-lived upstream UDP sockets, shared by all UDP queries.
+    pub mux: Arc<UdpMux>,
+    /// Recent learner calls, to skip the ones that would change nothing.
+    pub refresh: LearnFilter,
 }
 
 /// Where a query came from and went to.
@@ -41,6 +47,18 @@ pub struct Addrs {
     pub transport: Transport,
 }
 
+/// What became of a learner call.
+enum Learned {
+    /// The agent already has everything in the answer.
+    Skipped,
+    /// Applied, after this long.
+    Done(Duration),
+    /// Not finished within `learn_timeout`; released anyway.
+    TimedOut(Duration),
+    /// The learner failed: SERVFAIL.
+    Failed(Duration),
+}
+
 /// Fields of the flow record decided while handling.
 struct Outcome {
     reply: Option<Vec<u8>>,
@@ -50,6 +68,7 @@ struct Outcome {
     verdict: Verdict,
     rcode: Option<u16>,
     learn_latency: Option<Duration>,
+    release_latency: Option<Duration>,
 }
 
 impl Outcome {
@@ -62,6 +81,7 @@ impl Outcome {
             verdict: Verdict::Error,
             rcode: code,
             learn_latency: None,
+            release_latency: None,
         }
     }
 }
@@ -116,6 +136,7 @@ impl Shared {
             verdict: Verdict::Error,
             rcode: None,
             learn_latency: None,
+            release_latency: None,
         };
         let endpoint = match policy.decide(addrs.src.ip(), addrs.resolver, &q.qname) {
             Decision::Deny { endpoint, reason } => {
@@ -165,27 +186,19 @@ impl Shared {
                 endpoint,
                 source: addrs.src.ip(),
                 qname: q.qname.clone(),
-                names: answer.info.names.clone(),
-                addrs: answer.info.addrs.clone(),
+                names: answer.info.names,
+                addrs: answer.info.addrs,
             };
-            let started = Instant::now();
-            let res =
-                tokio::time::timeout(self.config.learn_timeout, self.learner.learn(update)).await;
-            learn_latency = Some(started.elapsed());
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.stats.learn_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(qname = %q.qname, error = %e, "learner failed; answering SERVFAIL");
+            match self.learn(policy.revision(), update).await {
+                Learned::Skipped => {}
+                Learned::Done(latency) => learn_latency = Some(latency),
+                Learned::TimedOut(latency) => learn_latency = Some(latency),
+                Learned::Failed(latency) => {
                     return Outcome {
-                        learn_latency,
+                        learn_latency: Some(latency),
+                        release_latency: Some(answer.received.elapsed()),
                         ..servfail(base)
                     };
-                }
-                Err(_) => {
-                    // Release anyway (as Cilium does), but count it: the first connection may race.
-                    self.stats.learn_timeouts.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(qname = %q.qname, "learner timed out; releasing answer");
                 }
             }
         }
@@ -194,7 +207,40 @@ impl Shared {
             verdict: Verdict::Forwarded,
             rcode: Some(answer.info.rcode),
             learn_latency,
+            release_latency: Some(answer.received.elapsed()),
             ..base
+        }
+    }
+
+    /// Reports an answer to the learner unless the agent already has it (see [`LearnFilter`]),
+    /// waiting at most `learn_timeout`.
+    async fn learn(&self, revision: u64, update: LearnedAnswer) -> Learned {
+        let started = Instant::now();
+        if !self.refresh.needed(revision, &update, started) {
+            self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
+            return Learned::Skipped;
+        }
+        let qname = update.qname.clone();
+        // Kept for the filter only when the call succeeds; cloning is cheaper than the call.
+        let copy = update.clone();
+        let res = tokio::time::timeout(self.config.learn_timeout, self.learner.learn(update)).await;
+        let latency = started.elapsed();
+        match res {
+            Ok(Ok(())) => {
+                self.refresh.learned(revision, &copy, started);
+                Learned::Done(latency)
+            }
+            Ok(Err(e)) => {
+                self.stats.learn_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(qname = %qname, error = %e, "learner failed; answering SERVFAIL");
+                Learned::Failed(latency)
+            }
+            Err(_) => {
+                // Release anyway (as Cilium does), but count it: the first connection may race.
+                self.stats.learn_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(qname = %qname, "learner timed out; releasing answer");
+                Learned::TimedOut(latency)
+            }
         }
     }
 
@@ -223,6 +269,7 @@ impl Shared {
             rcode: o.rcode,
             latency: start.elapsed(),
             learn_latency: o.learn_latency,
+            release_latency: o.release_latency,
         };
         // Never let a slow consumer hold up DNS: drop the record and count it.
         if self.flows.try_send(record).is_err() {

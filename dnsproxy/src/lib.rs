@@ -25,6 +25,9 @@ pub mod snapshot;
 pub mod wire;
 
 mod handler;
+mod mux;
+mod question;
+mod refresh;
 mod sockets;
 mod tcp;
 mod udp;

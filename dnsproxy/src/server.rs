@@ -13,7 +13,9 @@ use crate::error::DnsProxyError;
 use crate::flow::DnsFlowRecord;
 use crate::handler::Shared;
 use crate::learner::FqdnLearner;
+use crate::mux::UdpMux;
 use crate::policy::CompiledPolicy;
+use crate::refresh::LearnFilter;
 use crate::snapshot::DnsSnapshot;
 use crate::{sockets, tcp, udp};
 
@@ -32,6 +34,12 @@ pub struct DnsProxyStats {
     pub learn_timeouts: AtomicU64,
     /// Learner returned an error (answer turned into SERVFAIL).
     pub learn_errors: AtomicU64,
+    /// Learner not called: the agent already had every address of the answer (see
+    /// [`DnsProxyConfig::learn_refresh`]).
+    pub learn_skipped: AtomicU64,
+    /// Upstream UDP datagrams dropped: no pending query with that ID and first question
+    /// (late answers after a timeout, or spoofing attempts).
+    pub upstream_mismatched: Arc<AtomicU64>,
     /// Queries answered SERVFAIL because `max_in_flight` was reached.
     pub overloaded: AtomicU64,
     /// Flow records dropped because the channel was full.
@@ -99,6 +107,11 @@ impl BoundDnsProxy {
             learner,
             flows,
             stats: self.stats.clone(),
+            mux: Arc::new(UdpMux::new(
+                self.config.upstream_mark,
+                self.stats.upstream_mismatched.clone(),
+            )),
+            refresh: LearnFilter::new(self.config.learn_refresh),
         });
         let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
         let udp = udp::serve(self.udp, shared.clone(), limit.clone());

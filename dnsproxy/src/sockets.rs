@@ -53,9 +53,9 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
-/// A fresh UDP socket connected to `resolver`, marked so the datapath lets it pass.
-/// Fresh per query: a random source port per query resists spoofed answers.
-pub async fn upstream_udp(resolver: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
+/// A UDP socket connected to `resolver` from a random port, marked so the datapath lets it pass.
+/// Long-lived: the multiplexer sends many queries through it (see `mux`).
+pub fn upstream_udp_std(resolver: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
     let s = Socket::new(domain_of(&resolver), Type::DGRAM, Some(Protocol::UDP))?;
     s.set_mark(mark)?;
     s.set_nonblocking(true)?;
@@ -64,9 +64,9 @@ pub async fn upstream_udp(resolver: SocketAddr, mark: u32) -> io::Result<UdpSock
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     s.bind(&any.into())?;
-    let sock = UdpSocket::from_std(s.into())?;
-    sock.connect(resolver).await?;
-    Ok(sock)
+    // A connected UDP socket only receives from the resolver's address and port.
+    s.connect(&resolver.into())?;
+    UdpSocket::from_std(s.into())
 }
 
 /// A TCP connection to `resolver` from a marked socket.

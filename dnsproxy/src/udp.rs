@@ -53,7 +53,10 @@ pub async fn serve(
         let (shared, sock, replies) = (shared.clone(), sock.clone(), replies.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            if let Some(reply) = shared.handle(&packet, addrs, &mut Upstream::Udp).await {
+            if let Some(reply) = shared
+                .handle(&packet, addrs, &mut Upstream::Udp(shared.mux.clone()))
+                .await
+            {
                 send_reply(&sock, &replies, &reply, addrs).await;
             }
         });

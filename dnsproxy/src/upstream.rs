@@ -2,12 +2,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use crate::mux::UdpMux;
 use crate::sockets;
 use crate::wire::{self, AnswerInfo, Query};
 
@@ -16,16 +18,18 @@ pub const MAX_MESSAGE: usize = 65_535;
 
 /// A matching upstream answer: the bytes to relay and what they resolve to.
 pub struct Answer {
-    /// Raw answer, relayed unchanged.
+    /// Raw answer, relayed unchanged (over UDP with the client's ID restored).
     pub bytes: Vec<u8>,
-    /// Parsed for learning.
+    /// Decoded for learning (addresses only for a NOERROR answer with records).
     pub info: AnswerInfo,
+    /// When the answer came off the upstream socket.
+    pub received: Instant,
 }
 
 /// How a query goes upstream: the client's protocol.
 pub enum Upstream {
-    /// A fresh marked UDP socket per query.
-    Udp,
+    /// The shared UDP multiplexer (long-lived marked sockets, rewritten IDs).
+    Udp(Arc<UdpMux>),
     /// One marked TCP connection per client connection, opened on first use.
     Tcp(Option<TcpStream>),
 }
@@ -47,7 +51,7 @@ impl Upstream {
     ) -> io::Result<Answer> {
         let deadline = Instant::now() + limit;
         match self {
-            Upstream::Udp => udp_exchange(packet, query, resolver, mark, deadline).await,
+            Upstream::Udp(mux) => udp_exchange(mux, query, resolver, deadline).await,
             Upstream::Tcp(conn) => {
                 let reused = conn.is_some();
                 let first = tcp_exchange(conn, packet, query, resolver, mark, deadline).await;
@@ -65,25 +69,30 @@ impl Upstream {
 }
 
 async fn udp_exchange(
-    packet: &[u8],
+    mux: &UdpMux,
     query: &Query,
     resolver: SocketAddr,
-    mark: u32,
     deadline: Instant,
 ) -> io::Result<Answer> {
-    let sock = sockets::upstream_udp(resolver, mark).await?;
-    sock.send(packet).await?;
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let n = timeout_at(deadline, sock.recv(&mut buf))
-            .await
-            .map_err(|_| timed_out())??;
-        // Ignore anything that does not answer this query (stray or spoofed datagrams).
-        if let Some(info) = wire::parse_answer(query, &buf[..n]) {
-            buf.truncate(n);
-            return Ok(Answer { bytes: buf, info });
-        }
-    }
+    let q = query.question();
+    let reply = mux
+        .exchange(query.raw(), q.name_end, q.end(), resolver, deadline)
+        .await?;
+    let info = wire::answer_of(&query.qname, &reply.bytes).ok_or_else(undecodable)?;
+    Ok(Answer {
+        bytes: reply.bytes,
+        info,
+        received: reply.received,
+    })
+}
+
+/// A NOERROR answer whose records do not decode: its addresses cannot be learned, so it is not
+/// released (the client gets SERVFAIL).
+fn undecodable() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "upstream answer does not decode",
+    )
 }
 
 async fn tcp_exchange(
@@ -107,8 +116,14 @@ async fn tcp_exchange(
         write_frame(stream, packet).await?;
         loop {
             let bytes = read_frame(stream).await?;
-            if let Some(info) = wire::parse_answer(query, &bytes) {
-                return Ok(Answer { bytes, info });
+            if query.matches_reply(&bytes) {
+                let info = wire::answer_of(&query.qname, &bytes).ok_or_else(undecodable)?;
+                let received = Instant::now();
+                return Ok(Answer {
+                    bytes,
+                    info,
+                    received,
+                });
             }
         }
     })

@@ -9,6 +9,8 @@ use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, RecordType};
 use palisade_policy::fqdn::normalize_name;
 
+use crate::question::{self, Question, Unreadable};
+
 /// Size of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
 /// Longest CNAME chain followed, so a loop in an answer cannot spin.
@@ -36,7 +38,9 @@ pub fn rcode_name(code: u16) -> &'static str {
 /// A query whose header and first question could be read.
 #[derive(Debug, Clone)]
 pub struct Query {
-    msg: Message,
+    /// The client's bytes, kept for error answers (decoded only when one is needed).
+    raw: Vec<u8>,
+    question: Question,
     /// First question's name, normalized (lower case, trailing dot).
     pub qname: String,
     /// First question's type, e.g. `A`.
@@ -54,22 +58,18 @@ pub enum Parsed {
     Drop,
 }
 
-/// Parses a client packet.
+/// Parses a client packet: header and first question only (the rest is forwarded unread).
 pub fn parse_query(buf: &[u8]) -> Parsed {
-    if buf.len() < HEADER_LEN || buf[2] & 0x80 != 0 {
-        // Too short to echo an ID, or a response: answering could loop between resolvers.
-        return Parsed::Drop;
+    match question::parse(buf) {
+        Ok(q) => Parsed::Query(Query {
+            raw: buf.to_vec(),
+            qname: q.qname.clone(),
+            qtype: RecordType::from(q.qtype).to_string(),
+            question: q,
+        }),
+        Err(Unreadable::FormErr) => Parsed::FormErr(formerr_raw(buf)),
+        Err(Unreadable::Drop) => Parsed::Drop,
     }
-    let msg = match Message::from_vec(buf) {
-        Ok(m) => m,
-        Err(_) => return Parsed::FormErr(formerr_raw(buf)),
-    };
-    let Some(q) = msg.queries.first() else {
-        return Parsed::FormErr(formerr_raw(buf));
-    };
-    let qname = normalize_name(&q.name.to_ascii());
-    let qtype = q.query_type.to_string();
-    Parsed::Query(Query { msg, qname, qtype })
 }
 
 /// FORMERR built from the raw header only (the body could not be parsed): no question echoed.
@@ -85,44 +85,57 @@ fn formerr_raw(req: &[u8]) -> Vec<u8> {
 impl Query {
     /// The query's ID.
     pub fn id(&self) -> u16 {
-        self.msg.metadata.id
+        self.question.id
+    }
+
+    /// The client's bytes.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The header and first question as read from the wire.
+    pub(crate) fn question(&self) -> &Question {
+        &self.question
+    }
+
+    /// The query's bytes from the start to the end of the first question (for reply matching).
+    pub(crate) fn question_bytes(&self) -> &[u8] {
+        &self.raw[..self.question.end()]
     }
 
     /// An answer with `code`, no records, all questions echoed (and EDNS if the query had it).
+    /// When the rest of the query does not decode, only the header and first question are echoed.
     pub fn error_answer(&self, code: u16) -> Vec<u8> {
-        let mut resp = Message::new(self.id(), MessageType::Response, self.msg.metadata.op_code);
-        resp.metadata = Metadata::response_from_request(&self.msg.metadata);
+        let Ok(msg) = Message::from_vec(&self.raw) else {
+            return self.raw_error_answer(code);
+        };
+        let mut resp = Message::new(self.id(), MessageType::Response, msg.metadata.op_code);
+        resp.metadata = Metadata::response_from_request(&msg.metadata);
         resp.metadata.recursion_available = true;
         resp.metadata.response_code = <ResponseCode as From<u16>>::from(code);
-        resp.queries = self.msg.queries.clone();
-        if let Some(req_edns) = &self.msg.edns {
+        resp.queries = msg.queries.clone();
+        if let Some(req_edns) = &msg.edns {
             let mut edns = Edns::new();
             edns.set_max_payload(req_edns.max_payload().max(512));
             resp.edns = Some(edns);
         }
-        resp.to_vec().unwrap_or_else(|_| {
-            // Echoing a question that decoded cannot fail to encode, but never panic on input.
-            let mut raw = formerr_raw(&[0; HEADER_LEN]);
-            raw[..2].copy_from_slice(&self.id().to_be_bytes());
-            raw[3] = code as u8;
-            raw
-        })
+        resp.to_vec()
+            .unwrap_or_else(|_| self.raw_error_answer(code))
+    }
+
+    /// Header (QR, RA, rcode set; one question) and the first question, copied from the query.
+    fn raw_error_answer(&self, code: u16) -> Vec<u8> {
+        let mut out = self.question_bytes().to_vec();
+        out[2] = 0x80 | (out[2] & 0x79);
+        out[3] = 0x80 | (code & 0x0f) as u8;
+        out[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        out
     }
 
     /// True when `reply` answers this query: same ID and same first question.
-    pub fn matches_reply(&self, reply: &Message) -> bool {
-        reply.metadata.id == self.id()
-            && reply.metadata.message_type == MessageType::Response
-            && match (self.msg.queries.first(), reply.queries.first()) {
-                (Some(a), Some(b)) => {
-                    a.query_type == b.query_type
-                        && a.query_class == b.query_class
-                        && normalize_name(&b.name.to_ascii()) == self.qname
-                }
-                // Some servers drop the question on errors (e.g. FORMERR); the ID has to do.
-                (Some(_), None) => reply.metadata.response_code != ResponseCode::NoError,
-                _ => false,
-            }
+    pub fn matches_reply(&self, reply: &[u8]) -> bool {
+        question::id_of(reply) == Some(self.id())
+            && question::reply_matches(self.question_bytes(), self.question.name_end, reply)
     }
 }
 
@@ -139,11 +152,28 @@ pub struct AnswerInfo {
 
 /// Parses an upstream reply; `None` when it is unreadable or does not answer `query`.
 pub fn parse_answer(query: &Query, buf: &[u8]) -> Option<AnswerInfo> {
-    let msg = Message::from_vec(buf).ok()?;
-    if !query.matches_reply(&msg) {
+    if !query.matches_reply(buf) {
         return None;
     }
-    Some(answer_info(&query.qname, &msg))
+    answer_of(&query.qname, buf)
+}
+
+/// Decodes a reply already matched to its query. Only a NOERROR reply with answers is decoded in
+/// full (for its addresses); any other keeps the bytes unread and reports just the rcode.
+/// `None` when a reply that needs decoding does not decode.
+pub fn answer_of(qname: &str, buf: &[u8]) -> Option<AnswerInfo> {
+    let ancount = buf
+        .get(6..8)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    if question::rcode_of(buf) != rcode::NOERROR || ancount == 0 {
+        return Some(AnswerInfo {
+            rcode: question::rcode_of(buf),
+            names: vec![qname.to_string()],
+            addrs: Vec::new(),
+        });
+    }
+    let msg = Message::from_vec(buf).ok()?;
+    Some(answer_info(qname, &msg))
 }
 
 /// Follows the CNAME chain from `qname` through the answer section and collects addresses.
