@@ -169,24 +169,57 @@ impl Lab {
     }
 
     /// Copies scenario policies (`config/policies/<rel>`) into the watched directory and waits
-    /// until the agent has applied them (its revision advances).
+    /// until the agent has applied all of them.
     pub fn apply(&self, rels: &[&str]) {
         let before = self.revision().unwrap_or(0);
+        let mut written = Vec::new();
         for rel in rels {
             let text = std::fs::read_to_string(paths::scenario_policy(rel))
                 .unwrap_or_else(|e| panic!("reading scenario policy {rel}: {e}"));
-            self.write_policy(&flat_name(rel), &text);
+            written.push(self.write_policy(&flat_name(rel), &text));
         }
-        let now = self.wait_revision(before);
+        let now = self.wait_sources(before, &written, true);
         eprintln!("applied {rels:?} (revision {now})");
     }
 
     /// Writes a policy of the test's own as `name` and waits until it is applied.
     pub fn apply_yaml(&self, name: &str, yaml: &str) {
         let before = self.revision().unwrap_or(0);
-        self.write_policy(name, yaml);
-        let now = self.wait_revision(before);
+        let path = self.write_policy(name, yaml);
+        let now = self.wait_sources(before, &[path], true);
         eprintln!("applied own policy {name} (revision {now})");
+    }
+
+    /// Waits for a revision above `before` whose policies come (`present`) or no longer come
+    /// from each of `files`, and which the ready file shows as applied. The agent polls its
+    /// inputs, so one poll may see only some of several files written in a row.
+    fn wait_sources(&self, before: u64, files: &[PathBuf], present: bool) -> u64 {
+        let prefixes: Vec<String> = files.iter().map(|f| format!("{}:", f.display())).collect();
+        poll(APPLY_TIMEOUT, || {
+            let out = self.cli(&["policy", "get", "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let rev = v["revision"].as_u64().filter(|r| *r > before)?;
+            let sources: Vec<&str> = v["policies"]
+                .as_array()?
+                .iter()
+                .filter_map(|p| p["source"].as_str())
+                .collect();
+            let done = prefixes
+                .iter()
+                .all(|f| sources.iter().any(|s| s.starts_with(f.as_str())) == present);
+            (done && self.revision()? >= rev).then_some(rev)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "agent did not apply {} {files:?} within {APPLY_TIMEOUT:?}; agent log tail:\n{}",
+                if present {
+                    "the addition of"
+                } else {
+                    "the removal of"
+                },
+                tail(&self.agent_log(), 25)
+            )
+        })
     }
 
     /// Writes `name` into the watched directory atomically (hidden temp file, then rename, as
@@ -206,7 +239,7 @@ impl Lab {
         let before = self.revision().unwrap_or(0);
         let path = self.policies.join(flat_name(file));
         std::fs::remove_file(&path).unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
-        let now = self.wait_revision(before);
+        let now = self.wait_sources(before, &[path], false);
         eprintln!("removed {file} (revision {now})");
     }
 
