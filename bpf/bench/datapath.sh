@@ -12,9 +12,16 @@
 # `ipset add` ×100 and a naive iptables-per-IP enforcer ×100 rules.
 #
 # Env: SECS (seconds per run, default 3), REPS (default 3), SKIP_LAB=1 to skip part 2.
-# Everything (namespaces, pins, the lab) is removed on exit, also on failure or Ctrl-C.
+# After building, the measurements run under `timeout 600`. Everything (namespaces, pins, the
+# lab) is removed on exit, also on failure, timeout or Ctrl-C.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ "${1:-}" != --inner ]; then
+  echo "building" >&2
+  (cd "$REPO" && cargo build -q --release -p palisade-bpf --example datapath_setup)
+  [ "${SKIP_LAB:-0}" = 1 ] || (cd "$REPO" && cargo build -q --release -p palisade)
+  exec timeout -k 10 600 bash "$0" --inner
+fi
 BENCH="$REPO/bpf/bench"
 SECS="${SECS:-3}" REPS="${REPS:-3}"
 NODE=pbench-node A=pbench-a B=pbench-b HA=pbench-ha HB=pbench-hb
@@ -45,10 +52,7 @@ thousands() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 log() { echo "[$((SECONDS - STARTED))s] $*" >&2; }
 
 grep -q " /sys/fs/bpf bpf " /proc/mounts || mount -t bpf bpf /sys/fs/bpf
-log "building"
-(cd "$REPO" && cargo build -q --release -p palisade-bpf --example datapath_setup)
 SETUP="$REPO/target/release/examples/datapath_setup"
-[ "${SKIP_LAB:-0}" = 1 ] || (cd "$REPO" && cargo build -q --release -p palisade)
 
 # ---- topology: two pods routed through a node namespace (no bridge, /32 routes) ----------
 for ns in $NODE $A $B; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
@@ -161,14 +165,16 @@ iptables_add_pods() {
 
 : >"$WORK/rows.tsv"
 iperf_up
-log "no program"
-measure "no program" ""
+log "no program (start)"
+measure "no program (start of the run)" ""
 for n in 10 1000 10000 100000; do
   log "palisade, $n entries"
   note=$(palisade_on "$n")
   measure "palisade, $(thousands "$n") policy entries" "$note"
 done
 palisade_off
+log "no program (middle)"
+measure "no program (middle of the run)" ""
 for n in 10 1000 10000; do
   log "iptables, $n rules"
   note=$(iptables_on "$n")
@@ -183,8 +189,8 @@ log "iptables, stateless"
 note=$(iptables_on 10000 1)
 measure "iptables + ipset, 10,000 rules, no conntrack shortcut" "worst case: every packet walks the chain; $note"
 iptables_off
-log "no program again"
-measure "no program (again, drift check)" ""
+log "no program (end)"
+measure "no program (end of the run)" ""
 
 lab_row="| palisade agent | not run (SKIP_LAB=1) | | |"
 if [ "${SKIP_LAB:-0}" != 1 ]; then

@@ -3,17 +3,21 @@
 
 Input (stdin): one setup per line, tab-separated: label, TCP Gbit/s runs, UDP kpps runs,
 TCP connections/s runs (each a comma-separated list, "nan" for a failed run), note.
-The first line is the no-program baseline; ratios are medians over the baseline's median,
-both measured in the same run.
+Lines whose label starts with "no program" are the baseline (measured at the start and the end
+of the same run); ratios are a setup's median over the median of all baseline runs pooled.
 """
 import math
 import statistics
 import sys
 
 
+def values(cell):
+    return [float(v) for v in cell.split(",") if v and v != "nan"]
+
+
 def median(cell):
-    values = [float(v) for v in cell.split(",") if v and v != "nan"]
-    return statistics.median(values) if values else math.nan
+    vs = values(cell)
+    return statistics.median(vs) if vs else math.nan
 
 
 def fmt(value, digits):
@@ -34,7 +38,10 @@ def runs(cell, digits):
 
 def main():
     rows = [line.rstrip("\n").split("\t") for line in sys.stdin if line.strip()]
-    base = [median(c) for c in rows[0][1:4]]
+    baselines = [r for r in rows if r[0].startswith("no program")]
+    base = [median(",".join(r[col] for r in baselines)) for col in (1, 2, 3)]
+    print("Ratios are to the median of all no-program runs (start and end pooled).")
+    print()
     print("| setup | TCP Gbit/s | vs none | UDP 64 B kpps | vs none | TCP conn/s | vs none | note |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, tcp, udp, crr, note in rows:
