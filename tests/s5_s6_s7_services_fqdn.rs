@@ -50,7 +50,7 @@ fn s5_to_services_by_name_and_selector() {
 #[test]
 fn s6_s7_fqdn_and_dns_refused() {
     let _one = serial();
-    let lab = Lab::up("fqdn");
+    let lab = Lab::up("s6");
     lab.assert_tools(BOT, &["curl", "dig"]);
 
     // S6: the DNS proxy learns api.github.com's address from the answer and allows exactly it.

@@ -30,6 +30,9 @@ impl Lab {
     /// Brings up the scenario cluster of `config/topology.yaml` under `tag` and waits until the
     /// agent has applied its first revision. Leftovers of an earlier crashed run with the same
     /// tag are removed first.
+    ///
+    /// `lab down` also removes namespaces by prefix, so no tag may be another tag followed by
+    /// `-…` (`ops` would remove the namespaces of `ops-cli`); tags are unique across the suite.
     pub fn up(tag: &str) -> Lab {
         let bin = paths::palisade_bin();
         let work = std::env::temp_dir().join(format!("pe2e-{tag}-{}", std::process::id()));
