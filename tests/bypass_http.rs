@@ -13,8 +13,8 @@
 //! case-sensitive (`get` is not `GET`), an absolute-form target is judged by its own path and
 //! authority, and a `Host` with a port is matched as sent.
 
-use palisade_e2e::Lab;
 use palisade_e2e::tools::{describe, stdout};
+use palisade_e2e::Lab;
 
 const PROD: &str = "default/client-prod";
 const DEV: &str = "default/client-dev";
