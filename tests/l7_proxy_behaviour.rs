@@ -1,6 +1,7 @@
 //! The HTTP proxy's behaviour in the lab, beyond S9/S10: methods, path normalization, HTTP/2
 //! with prior knowledge, a policy change applied to the next request of an open keep-alive
-//! connection, and fail-closed when the proxies are gone.
+//! connection, L7 enforcement surviving the agent (the proxies are their own process), and
+//! fail-closed when the proxies are gone.
 
 use palisade_e2e::tools::{code, stdout};
 use palisade_e2e::Lab;
@@ -82,7 +83,7 @@ fn l7_proxy_behaviour_in_the_lab() {
     let open_up = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: allow-public-from-prod}\nspec:\n  endpointSelector: {matchLabels: {app: service}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {env: prod}}]\n    toPorts:\n    - ports: [{port: '80', protocol: TCP}]\n      rules:\n        http: [{method: GET, path: /public}, {method: GET, path: /private}]\n";
     // A policy change applies to the next request of an open keep-alive connection: a client
     // sends one request, waits for a marker file, then sends the next on the same socket.
-    let marker = lab.state_dir().join("policy-changed");
+    let marker = lab.log_path("policy-changed");
     let client = format!(
         "import http.client, os, time\n\
          c = http.client.HTTPConnection('{}', 80, timeout=5)\n\
@@ -126,29 +127,43 @@ fn l7_proxy_behaviour_in_the_lab() {
         "both requests on one connection: {log:?}"
     );
 
-    // Fail closed: with the agent (and its proxies) gone, redirected flows never bypass to the
-    // server; L3/L4 verdicts stay in the kernel.
-    let pids = stdout(
-        &std::process::Command::new("pgrep")
-            .args([
-                "-f",
-                &format!("run --config {}", lab.agent_config().display()),
-            ])
+    // The proxies run in their own process: killing the agent leaves L7 enforcement running.
+    let pid_of = |what: &str| -> i32 {
+        let pattern = format!("{what} --config {}", lab.agent_config().display());
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &pattern])
             .output()
-            .unwrap(),
+            .unwrap();
+        stdout(&out)
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no process {pattern:?}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let kill = |pid: i32| {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    kill(pid_of("run"));
+    assert_eq!(
+        status(&lab, prod, &[], &format!("{URL}/public")),
+        "200",
+        "agent down: proxy still serves"
     );
-    let pid: i32 = pids
-        .lines()
-        .next()
-        .expect("agent pid")
-        .trim()
-        .parse()
-        .unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        status(&lab, prod, &[], &format!("{URL}/nothing")),
+        "403",
+        "agent down: proxy still denies"
+    );
+
+    // Fail closed: with the proxy process gone too, redirected flows never bypass to the
+    // server; L3/L4 verdicts stay in the kernel.
+    kill(pid_of("proxy"));
     let out = lab.exec(
         prod,
         &[

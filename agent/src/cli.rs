@@ -44,6 +44,12 @@ pub enum Command {
         #[arg(long, default_value = "/etc/palisade/palisade.yaml")]
         config: PathBuf,
     },
+    /// Run the HTTP and DNS proxies as their own process (the agent starts it when needed).
+    Proxy {
+        /// Config file (the agent's).
+        #[arg(long, default_value = "/etc/palisade/palisade.yaml")]
+        config: PathBuf,
+    },
     /// Policy tools (offline, or live with --socket).
     Policy {
         /// Subcommand.

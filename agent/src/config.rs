@@ -52,12 +52,32 @@ pub struct ProxySection {
     /// Transparent listener port.
     #[serde(default = "http_port")]
     pub http_port: u16,
+    /// `external` (default): the proxies run as `palisade proxy`, their own process, started by
+    /// the agent when not running, so agent restarts drop no L7 connection or DNS query;
+    /// `embedded`: inside the agent.
+    #[serde(default = "external")]
+    pub mode: ProxyMode,
+}
+
+/// Where the proxies run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProxyMode {
+    /// Their own process (`palisade proxy`).
+    External,
+    /// Inside the agent.
+    Embedded,
+}
+
+fn external() -> ProxyMode {
+    ProxyMode::External
 }
 
 impl Default for ProxySection {
     fn default() -> Self {
         ProxySection {
             http_port: http_port(),
+            mode: ProxyMode::External,
         }
     }
 }

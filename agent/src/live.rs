@@ -32,7 +32,11 @@ fn rt() -> Result<tokio::runtime::Runtime> {
 pub fn status(api: &ApiArgs) -> Result<ExitCode> {
     let v = rt()?.block_on(Client::new(&api.socket).status())?;
     print(api, &v, render::render_status)?;
-    Ok(if v.healthy() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if v.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `identity list` from the agent.

@@ -6,6 +6,7 @@ mod api_impl;
 mod datapath_sync;
 mod flows;
 mod inputs;
+mod proxy_client;
 mod snapshots;
 
 use std::future::Future;
@@ -21,7 +22,7 @@ use palisade_dnsproxy::{DnsProxyConfig, FqdnLearner, LearnError, LearnedAnswer, 
 use palisade_proxy::ProxyConfig;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use crate::config::{Config, ProxyMode};
 use agent::Agent;
 
 /// How often the inputs are checked for changes (a change applies within a second).
@@ -36,11 +37,12 @@ pub fn main(config_path: &Path) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(run(config))?;
+    rt.block_on(run(config, config_path.to_path_buf()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(level: &str) {
+/// Logs to stderr with the configured filter (`RUST_LOG` wins).
+pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
@@ -68,7 +70,7 @@ impl FqdnLearner for Learner {
     }
 }
 
-async fn run(config: Config) -> Result<()> {
+async fn run(config: Config, config_path: std::path::PathBuf) -> Result<()> {
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
     let agent = Agent::new(config.clone(), metrics.clone())?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -79,45 +81,57 @@ async fn run(config: Config) -> Result<()> {
         }
     };
 
-    // Proxies first, so redirect entries never point at a missing listener.
     let (http_tx, http_rx) = mpsc::channel(4096);
-    let proxy = palisade_proxy::Proxy::bind(ProxyConfig {
-        listen: ([0, 0, 0, 0], config.proxy.http_port).into(),
-        transparent: true,
-        ..ProxyConfig::default()
-    })
-    .context("starting the HTTP proxy")?;
     let (dns_tx, dns_rx) = mpsc::channel(4096);
-    let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(DnsProxyConfig {
-        listen_port: config.dns_proxy.port,
-        reject: if config.dns_proxy.reject_code == "nameError" {
-            RejectCode::NameError
-        } else {
-            RejectCode::Refused
-        },
-        learn_timeout: Duration::from_millis(config.dns_proxy.learn_timeout_ms),
-        ..DnsProxyConfig::default()
-    })
-    .context("starting the DNS proxy")?;
+    let mut tasks = tokio::task::JoinSet::new();
+    match config.proxy.mode {
+        ProxyMode::Embedded => {
+            // Proxies first, so redirect entries never point at a missing listener.
+            let proxy = palisade_proxy::Proxy::bind(ProxyConfig {
+                listen: ([0, 0, 0, 0], config.proxy.http_port).into(),
+                transparent: true,
+                ..ProxyConfig::default()
+            })
+            .context("starting the HTTP proxy")?;
+            let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(DnsProxyConfig {
+                listen_port: config.dns_proxy.port,
+                reject: if config.dns_proxy.reject_code == "nameError" {
+                    RejectCode::NameError
+                } else {
+                    RejectCode::Refused
+                },
+                learn_timeout: Duration::from_millis(config.dns_proxy.learn_timeout_ms),
+                ..DnsProxyConfig::default()
+            })
+            .context("starting the DNS proxy")?;
+            tasks.spawn(
+                proxy
+                    .serve(agent.http_snapshots.subscribe(), http_tx, stopped())
+                    .map_ok_or_log("HTTP proxy"),
+            );
+            tasks.spawn(
+                dns.serve(
+                    agent.dns_snapshots.subscribe(),
+                    Arc::new(Learner(agent.clone())),
+                    dns_tx,
+                    stopped(),
+                )
+                .map_ok_or_log("DNS proxy"),
+            );
+        }
+        ProxyMode::External => {
+            tasks.spawn(proxy_client::run(
+                agent.clone(),
+                config_path,
+                http_tx,
+                dns_tx,
+            ));
+        }
+    }
 
     let a = agent.clone();
     tokio::task::spawn_blocking(move || a.reload(true)).await?;
 
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(
-        proxy
-            .serve(agent.http_snapshots.subscribe(), http_tx, stopped())
-            .map_ok_or_log("HTTP proxy"),
-    );
-    tasks.spawn(
-        dns.serve(
-            agent.dns_snapshots.subscribe(),
-            Arc::new(Learner(agent.clone())),
-            dns_tx,
-            stopped(),
-        )
-        .map_ok_or_log("DNS proxy"),
-    );
     tasks.spawn(ignore(flows::http_flows(agent.clone(), http_rx)));
     tasks.spawn(ignore(flows::dns_flows(agent.clone(), dns_rx)));
     tasks.spawn(flows::datapath_events(agent.clone()).map_ok_or_log("datapath events"));
@@ -173,7 +187,8 @@ where
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {

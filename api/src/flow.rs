@@ -70,6 +70,12 @@ pub struct FlowEvent {
     pub proto: String,
     /// One-line summary, e.g. `GET http://service/private => 403`.
     pub summary: String,
+    /// Endpoint owning the source address (`namespace/pod`), empty when none.
+    #[serde(default)]
+    pub src_endpoint: String,
+    /// Endpoint owning the destination address, empty when none.
+    #[serde(default)]
+    pub dst_endpoint: String,
 }
 
 /// Which events `GET /v1/monitor` streams; every set field must match.
@@ -87,7 +93,11 @@ impl MonitorFilter {
     /// True when `ev` passes every set criterion.
     pub fn matches(&self, ev: &FlowEvent) -> bool {
         let endpoint_ok = self.endpoint.as_deref().is_none_or(|name| {
-            ev.endpoint == name || addr_is(&ev.src, name) || addr_is(&ev.dst, name)
+            ev.endpoint == name
+                || ev.src_endpoint == name
+                || ev.dst_endpoint == name
+                || addr_is(&ev.src, name)
+                || addr_is(&ev.dst, name)
         });
         let verdict_ok = self
             .verdict
@@ -159,6 +169,8 @@ mod tests {
             dst_identity: 0,
             proto: "TCP".into(),
             summary: String::new(),
+            src_endpoint: String::new(),
+            dst_endpoint: String::new(),
         }
     }
 

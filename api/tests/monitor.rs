@@ -24,6 +24,8 @@ fn flow(kind: FlowKind, verdict: &str, src: &str, summary: &str) -> FlowEvent {
         dst_identity: 257,
         proto: "TCP".into(),
         summary: summary.into(),
+        src_endpoint: String::new(),
+        dst_endpoint: String::new(),
     }
 }
 

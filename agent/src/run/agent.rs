@@ -40,6 +40,8 @@ pub struct Agent {
     pub dns_snapshots: watch::Sender<Arc<DnsSnapshot>>,
     /// Proxy ports used in redirect entries.
     pub ports: ProxyPorts,
+    /// True when the proxies run as their own process: a revision is ready once they ACK it.
+    pub external_proxy: bool,
 }
 
 /// The state behind the lock.
@@ -64,6 +66,8 @@ pub struct Inner {
     pub fqdn: FqdnCache,
     /// Last apply error.
     pub last_error: Option<String>,
+    /// Endpoint name by address, for naming flows.
+    pub endpoint_by_ip: std::collections::HashMap<std::net::IpAddr, String>,
 }
 
 impl Inner {
@@ -119,7 +123,9 @@ impl Agent {
             endpoint_ids,
             fqdn,
             last_error: None,
+            endpoint_by_ip: Default::default(),
         };
+        let external_proxy = config.proxy.mode == crate::config::ProxyMode::External;
         let ports = ProxyPorts {
             http: config.proxy.http_port,
             dns: config.dns_proxy.port,
@@ -132,6 +138,7 @@ impl Agent {
             http_snapshots: watch::channel(Arc::new(PolicySnapshot::default())).0,
             dns_snapshots: watch::channel(Arc::new(DnsSnapshot::default())).0,
             ports,
+            external_proxy,
         }))
     }
 
@@ -252,13 +259,35 @@ impl Agent {
         inner.alloc = engine.alloc.clone();
         inner.alloc.retain(&ids);
         inner.resolved = resolved;
+        inner.endpoint_by_ip = engine
+            .state
+            .endpoints
+            .values()
+            .flat_map(|e| e.ips.iter().map(|ip| (*ip, e.name.clone())))
+            .collect();
         inner.engine = Some(engine);
         inner.last_error = None;
         persist(&ids_path(&self.config), &inner.endpoint_ids);
-        if let Some(ready) = &self.config.ready_file {
-            let _ = std::fs::write(ready, format!("{revision}\n"));
+        if !self.external_proxy {
+            self.write_ready(revision);
         }
         Ok(())
+    }
+
+    /// The proxy process enforces `revision`: the revision is now ready everywhere.
+    pub fn proxy_applied(&self, revision: u64) {
+        if revision > 0 && revision == self.lock().revision {
+            self.write_ready(revision);
+        }
+    }
+
+    fn write_ready(&self, revision: u64) {
+        if let Some(ready) = &self.config.ready_file {
+            let tmp = ready.with_extension("tmp");
+            if std::fs::write(&tmp, format!("{revision}\n")).is_ok() {
+                let _ = std::fs::rename(&tmp, ready);
+            }
+        }
     }
 
     /// Stores learned addresses and applies them; returns once the maps are written.

@@ -260,8 +260,8 @@ impl AgentApi for Api {
             .into_iter()
             .map(|e| BpfPolicyEntryView {
                 direction: match e.direction {
-                    BpfDirection::Ingress => "Ingress",
-                    BpfDirection::Egress => "Egress",
+                    BpfDirection::Ingress => "ingress",
+                    BpfDirection::Egress => "egress",
                 }
                 .into(),
                 identity: e.identity,

@@ -41,6 +41,13 @@ fn reason_name(r: DropReason) -> &'static str {
     }
 }
 
+/// Names of the endpoints owning a flow's source and destination (empty when none).
+fn owners(agent: &Agent, src: std::net::IpAddr, dst: std::net::IpAddr) -> (String, String) {
+    let inner = agent.lock();
+    let name = |ip| inner.endpoint_by_ip.get(&ip).cloned().unwrap_or_default();
+    (name(src), name(dst))
+}
+
 fn endpoint_name(agent: &Agent, id: u16) -> String {
     let inner = agent.lock();
     inner
@@ -70,7 +77,10 @@ fn datapath_event(agent: &Agent, ev: &Event) -> FlowEvent {
             .with_label_values(&[&direction])
             .inc(),
     }
+    let (src_endpoint, dst_endpoint) = owners(agent, ev.src.ip(), ev.dst.ip());
     FlowEvent {
+        src_endpoint,
+        dst_endpoint,
         time_unix_ms: now_ms(SystemTime::now()),
         kind,
         verdict: verdict.into(),
@@ -117,13 +127,23 @@ pub async fn http_flows(agent: Arc<Agent>, mut rx: mpsc::Receiver<HttpFlowRecord
             .metrics
             .proxy_upstream_latency
             .observe(r.latency.as_secs_f64());
+        let (src_endpoint, dst_endpoint) = owners(&agent, r.src.ip(), r.dst.ip());
+        // The destination's ingress rules decide when it is a local endpoint, else the
+        // source's egress rules.
+        let (endpoint, direction) = if !dst_endpoint.is_empty() {
+            (dst_endpoint.clone(), "ingress")
+        } else {
+            (src_endpoint.clone(), "egress")
+        };
         let ev = FlowEvent {
+            src_endpoint,
+            dst_endpoint,
             time_unix_ms: now_ms(r.time),
             kind: FlowKind::L7Http,
             verdict,
             reason: String::new(),
-            direction: String::new(),
-            endpoint: String::new(),
+            direction: direction.into(),
+            endpoint,
             src: r.src.to_string(),
             dst: r.dst.to_string(),
             src_identity: r.src_identity,
@@ -148,7 +168,10 @@ pub async fn dns_flows(agent: Arc<Agent>, mut rx: mpsc::Receiver<DnsFlowRecord>)
         if let Some(l) = r.learn_latency {
             agent.metrics.dns_release_latency.observe(l.as_secs_f64());
         }
+        let (src_endpoint, dst_endpoint) = owners(&agent, r.src.ip(), r.resolver.ip());
         let ev = FlowEvent {
+            src_endpoint,
+            dst_endpoint,
             time_unix_ms: now_ms(r.time),
             kind: FlowKind::Dns,
             verdict,

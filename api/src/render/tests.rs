@@ -217,6 +217,8 @@ fn flow_lines_like_hubble_observe() {
         dst_identity: 257,
         proto: "TCP".into(),
         summary: "GET http://service/private => 403".into(),
+        src_endpoint: String::new(),
+        dst_endpoint: String::new(),
     };
     assert_eq!(
         render_flow(&ev),

@@ -1,0 +1,266 @@
+//! `palisade proxy`: the HTTP and DNS proxies in their own process, so an agent restart drops
+//! no L7 connection and no DNS query. It enforces the last snapshots it was given until an
+//! agent connects to its socket and sends newer ones.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use palisade_dnsproxy::{
+    DnsProxyConfig, DnsSnapshot, FqdnLearner, LearnError, LearnedAnswer, RejectCode,
+};
+use palisade_proxy::{PolicySnapshot, ProxyConfig};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::proxy_link::{send, Reader, ToAgent, ToProxy};
+
+/// Learn requests kept while no agent is connected.
+const MAX_PENDING: usize = 10_000;
+
+/// The proxy process's socket under the agent's state directory.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.state_dir.join("proxy.sock")
+}
+
+/// Learn requests waiting for the agent, and the connection to send them on.
+#[derive(Default)]
+struct Link {
+    writer: tokio::sync::Mutex<Option<OwnedWriteHalf>>,
+    /// Learn requests not yet acknowledged by an agent. They outlive the DNS answer they came
+    /// from (which the proxy releases after its learn timeout), so an agent that comes back
+    /// still writes them; the oldest are dropped past [`MAX_PENDING`].
+    pending: Mutex<
+        std::collections::BTreeMap<u64, (LearnedAnswer, oneshot::Sender<Result<(), LearnError>>)>,
+    >,
+    next_id: AtomicU64,
+}
+
+impl Link {
+    async fn send(&self, msg: &ToAgent) -> bool {
+        let mut w = self.writer.lock().await;
+        match w.as_mut() {
+            Some(writer) => {
+                if send(writer, msg).await.is_err() {
+                    *w = None;
+                    false
+                } else {
+                    true
+                }
+            }
+            None => false,
+        }
+    }
+}
+
+struct RemoteLearner(Arc<Link>);
+
+impl FqdnLearner for RemoteLearner {
+    fn learn(
+        &self,
+        update: LearnedAnswer,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LearnError>> + Send + '_>> {
+        Box::pin(async move {
+            let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            {
+                let mut pending = self.0.pending.lock().expect("pending");
+                pending.insert(id, (update.clone(), tx));
+                while pending.len() > MAX_PENDING {
+                    pending.pop_first();
+                }
+            }
+            // Without an agent the request waits in `pending` and is sent on (re)connect; the
+            // DNS proxy's learn timeout bounds the wait either way.
+            self.0.send(&ToAgent::Learn { id, answer: update }).await;
+            rx.await
+                .unwrap_or_else(|_| Err(LearnError::Failed("learn request dropped".into())))
+        })
+    }
+}
+
+/// Runs the proxies until SIGINT or SIGTERM.
+pub fn main(config_path: &Path) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    crate::run::init_logging(&config.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(config: Config) -> Result<()> {
+    std::fs::create_dir_all(&config.state_dir)?;
+    let (http_tx, http_rx) = watch::channel(Arc::new(PolicySnapshot::default()));
+    let (dns_tx, dns_rx) = watch::channel(Arc::new(DnsSnapshot::default()));
+    let link = Arc::new(Link::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let (hflow_tx, mut hflow_rx) = mpsc::channel(4096);
+    let proxy = palisade_proxy::Proxy::bind(ProxyConfig {
+        listen: ([0, 0, 0, 0], config.proxy.http_port).into(),
+        transparent: true,
+        ..ProxyConfig::default()
+    })
+    .context("starting the HTTP proxy")?;
+    let (dflow_tx, mut dflow_rx) = mpsc::channel(4096);
+    let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(DnsProxyConfig {
+        listen_port: config.dns_proxy.port,
+        reject: if config.dns_proxy.reject_code == "nameError" {
+            RejectCode::NameError
+        } else {
+            RejectCode::Refused
+        },
+        learn_timeout: Duration::from_millis(config.dns_proxy.learn_timeout_ms),
+        ..DnsProxyConfig::default()
+    })
+    .context("starting the DNS proxy")?;
+
+    let applied = proxy.applied_revision();
+    let mut tasks = tokio::task::JoinSet::new();
+    let s1 = stopped();
+    tasks.spawn(async move {
+        if let Err(e) = proxy.serve(http_rx, hflow_tx, s1).await {
+            tracing::error!("HTTP proxy stopped: {e}");
+        }
+    });
+    let s2 = stopped();
+    let learner = Arc::new(RemoteLearner(link.clone()));
+    tasks.spawn(async move {
+        if let Err(e) = dns.serve(dns_rx, learner, dflow_tx, s2).await {
+            tracing::error!("DNS proxy stopped: {e}");
+        }
+    });
+    let l = link.clone();
+    tasks.spawn(async move {
+        while let Some(record) = hflow_rx.recv().await {
+            l.send(&ToAgent::HttpFlow { record }).await;
+        }
+    });
+    let l = link.clone();
+    tasks.spawn(async move {
+        while let Some(record) = dflow_rx.recv().await {
+            l.send(&ToAgent::DnsFlow { record }).await;
+        }
+    });
+
+    let path = socket_path(&config);
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    tracing::info!(socket = %path.display(), "proxy process ready");
+    let accept_link = link.clone();
+    let http_tx = Arc::new(http_tx);
+    let dns_tx = Arc::new(dns_tx);
+    tasks.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (r, w) = stream.into_split();
+            let link = accept_link.clone();
+            let (http_tx, dns_tx) = (http_tx.clone(), dns_tx.clone());
+            let applied = applied.clone();
+            tokio::spawn(async move { serve_agent(link, r, w, http_tx, dns_tx, applied).await });
+        }
+    });
+
+    crate::run::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = std::fs::remove_file(&path);
+    tasks.abort_all();
+    Ok(())
+}
+
+/// One agent connection: the newest agent replaces any previous one.
+async fn serve_agent(
+    link: Arc<Link>,
+    r: tokio::net::unix::OwnedReadHalf,
+    mut w: OwnedWriteHalf,
+    http_tx: Arc<watch::Sender<Arc<PolicySnapshot>>>,
+    dns_tx: Arc<watch::Sender<Arc<DnsSnapshot>>>,
+    applied: watch::Receiver<u64>,
+) {
+    let hello = ToAgent::Hello {
+        pid: std::process::id(),
+        http_revision: http_tx.borrow().revision,
+    };
+    if send(&mut w, &hello).await.is_err() {
+        return;
+    }
+    // Learn requests that waited for an agent go out first.
+    let pending: Vec<(u64, LearnedAnswer)> = link
+        .pending
+        .lock()
+        .expect("pending")
+        .iter()
+        .map(|(id, (a, _))| (*id, a.clone()))
+        .collect();
+    for (id, answer) in pending {
+        if send(&mut w, &ToAgent::Learn { id, answer }).await.is_err() {
+            return;
+        }
+    }
+    *link.writer.lock().await = Some(w);
+    tracing::info!("agent connected");
+    let mut reader = Reader::new(r);
+    loop {
+        match reader.next::<ToProxy>().await {
+            Ok(Some(ToProxy::Http { snapshot })) => {
+                let revision = snapshot.revision;
+                http_tx.send_replace(Arc::new(snapshot));
+                // Acknowledge once compiled and in force, as Envoy ACKs xDS updates; the
+                // agent reports a revision ready only then.
+                let (link, mut applied) = (link.clone(), applied.clone());
+                tokio::spawn(async move {
+                    let ok = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        applied.wait_for(|r| *r >= revision),
+                    )
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                    if ok {
+                        link.send(&ToAgent::Applied { revision }).await;
+                    } else {
+                        tracing::error!(revision, "HTTP snapshot not applied (see earlier errors)");
+                    }
+                });
+            }
+            Ok(Some(ToProxy::Dns { snapshot })) => {
+                dns_tx.send_replace(Arc::new(snapshot));
+            }
+            Ok(Some(ToProxy::Learned { id, error })) => {
+                if let Some((_, tx)) = link.pending.lock().expect("pending").remove(&id) {
+                    let _ = tx.send(match error {
+                        None => Ok(()),
+                        Some(e) => Err(LearnError::Failed(e)),
+                    });
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("agent link: {e}");
+                break;
+            }
+        }
+    }
+    tracing::info!("agent disconnected; enforcing the last snapshots");
+}
