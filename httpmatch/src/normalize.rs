@@ -39,6 +39,10 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_normal(path) {
+        // The common case on the request path: nothing to decode, merge or resolve.
+        return Ok(raw.to_owned());
+    }
     let decoded = decode_unreserved(path)?;
     let mut out = remove_dot_segments(&decoded);
     out.push_str(query);
@@ -78,6 +82,16 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
         }
     }
     Ok(out)
+}
+
+/// Whether normalization would return `path` unchanged: no escape, no backslash, no empty
+/// segment before the last and no segment starting with `.` (a superset of `.` and `..`).
+fn is_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    !bytes.iter().any(|b| matches!(b, b'%' | b'\\'))
+        && !bytes
+            .windows(2)
+            .any(|w| w[0] == b'/' && matches!(w[1], b'/' | b'.'))
 }
 
 fn hex_val(b: u8) -> Option<u8> {
