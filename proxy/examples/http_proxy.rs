@@ -5,7 +5,8 @@
 use palisade_proxy::{PolicySnapshot, Proxy, ProxyConfig};
 use std::sync::Arc;
 
-#[tokio::main]
+// One thread, like the single nginx/HAProxy worker it is compared with.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

@@ -1,12 +1,13 @@
 //! One request through the proxy: identities and rules from the current policy, path
 //! normalization, the L7 decision, then upstream or a made-up answer, and a flow record.
 
+use crate::conn::{ClientConn, Ends};
 use crate::hop;
 use crate::policy::{CompiledPolicy, DirectionPolicy, FlowPolicy};
 use crate::response::{ProxyBody, Reject};
-use crate::upstream::Upstreams;
+use crate::upstream::{H2Pools, Mark};
 use crate::{FlowVerdict, HttpFlowRecord};
-use http::{header, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -26,22 +27,16 @@ const DRAIN_TIME: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct Handler {
     pub(crate) policy: watch::Receiver<Arc<CompiledPolicy>>,
-    pub(crate) upstreams: Upstreams,
+    /// HTTP/2 upstream pools (HTTP/1.1 upstreams belong to each [`ClientConn`]).
+    pub(crate) h2: H2Pools,
     pub(crate) flows: mpsc::Sender<HttpFlowRecord>,
     /// The listener's own address, to refuse requests addressed to the proxy itself (a loop).
     pub(crate) listen: SocketAddr,
 }
 
-/// The two ends of one client connection: peer, and the original destination.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ends {
-    pub(crate) src: SocketAddr,
-    pub(crate) dst: SocketAddr,
-}
-
 /// What the decision produced.
 struct Allowed {
-    ingress_mark: bool,
+    mark: Mark,
     actions: Vec<HeaderAction>,
 }
 
@@ -49,9 +44,10 @@ impl Handler {
     /// Serves one request; never fails (errors become responses).
     pub(crate) async fn handle(
         self: Arc<Self>,
-        ends: Ends,
+        conn: Arc<ClientConn>,
         req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
+        let ends = conn.ends;
         let start = Instant::now();
         let mut record = HttpFlowRecord {
             time: SystemTime::now(),
@@ -59,7 +55,7 @@ impl Handler {
             dst: ends.dst,
             src_identity: 0,
             dst_identity: 0,
-            method: req.method().to_string(),
+            method: req.method().as_str().to_owned(),
             host: authority(&req),
             path: req
                 .uri()
@@ -72,10 +68,11 @@ impl Handler {
             notes: Vec::new(),
         };
         let grpc = is_grpc(&req);
-        // Policy is read per request, so an update applies to the next request of an open connection.
-        let policy = self.policy.borrow().clone();
-        let result = match self.decide(&policy, ends, &mut record, &req) {
-            Ok(allowed) => self.forward(ends, req, allowed, &mut record).await,
+        // Policy is read per request, so an update applies to the next request of an open
+        // connection; the connection re-resolves its flow only when the policy changed.
+        let flow = conn.flow(&self.policy.borrow());
+        let result = match self.decide(&flow, ends, &mut record, &req) {
+            Ok(allowed) => self.forward(&conn, req, allowed, &mut record).await,
             Err(reject) => {
                 drain(req).await;
                 Err(reject)
@@ -106,12 +103,11 @@ impl Handler {
     /// Identities, normalization and the L7 verdict of both directions.
     fn decide(
         &self,
-        policy: &CompiledPolicy,
+        flow: &FlowPolicy,
         ends: Ends,
         record: &mut HttpFlowRecord,
         req: &Request<Incoming>,
     ) -> Result<Allowed, Reject> {
-        let flow = policy.flow(ends.src, ends.dst);
         record.src_identity = flow.src_identity;
         record.dst_identity = flow.dst_identity;
         if self.is_self(ends.dst) {
@@ -121,7 +117,7 @@ impl Handler {
         record.path = path;
         let FlowPolicy {
             ingress, egress, ..
-        } = &flow;
+        } = flow;
         if matches!(
             (ingress, egress),
             (DirectionPolicy::Absent, DirectionPolicy::Absent)
@@ -135,6 +131,7 @@ impl Handler {
             headers: req.headers(),
         };
         let mut actions = Vec::new();
+        // Both checks return an owned decision; chaining them keeps the first deny.
         for decision in [ingress.check(&view), egress.check(&view)]
             .into_iter()
             .flatten()
@@ -150,39 +147,42 @@ impl Handler {
             }
         }
         // 0xa00 only when the destination's ingress rules alone decided; any egress rule → 0xb00.
-        let ingress_mark = !matches!(egress, DirectionPolicy::Filtered(_))
-            && !matches!(ingress, DirectionPolicy::Absent);
-        Ok(Allowed {
-            ingress_mark,
-            actions,
-        })
+        let mark = if !matches!(egress, DirectionPolicy::Filtered(_))
+            && !matches!(ingress, DirectionPolicy::Absent)
+        {
+            Mark::Ingress
+        } else {
+            Mark::Egress
+        };
+        Ok(Allowed { mark, actions })
     }
 
     /// Sends the allowed request to the original destination and relays the response head;
     /// bodies stream through.
     async fn forward(
         &self,
-        ends: Ends,
+        conn: &ClientConn,
         mut req: Request<Incoming>,
         allowed: Allowed,
         record: &mut HttpFlowRecord,
     ) -> Result<Response<ProxyBody>, Reject> {
+        let dst = conn.ends.dst;
         let upgrade = hop::wants_upgrade(&req);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         hop::strip(req.headers_mut(), upgrade);
         for action in &allowed.actions {
             action.apply(req.headers_mut());
         }
-        let uri = format!("http://{}{}", ends.dst, record.path);
-        *req.uri_mut() = Uri::try_from(uri).map_err(|e| Reject::BadRequest(e.to_string()))?;
-        if req.version() != Version::HTTP_2 {
+        let sent = if req.version() == Version::HTTP_2 {
+            let uri = format!("http://{dst}{}", record.path);
+            *req.uri_mut() = Uri::try_from(uri).map_err(|e| Reject::BadRequest(e.to_string()))?;
+            self.h2.send(allowed.mark, req).await
+        } else {
+            to_origin_form(&mut req, dst, &record.path)?;
             *req.version_mut() = Version::HTTP_11;
-        }
-        let mut resp = self
-            .upstreams
-            .send(allowed.ingress_mark, req)
-            .await
-            .map_err(|e| Reject::Upstream(error_chain(&e)))?;
+            conn.h1.send(allowed.mark, req).await
+        };
+        let mut resp = sent.map_err(|e| Reject::Upstream(error_chain(&e)))?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(down) = downstream_upgrade {
                 tunnel(down, hyper::upgrade::on(&mut resp));
@@ -197,6 +197,35 @@ impl Handler {
         dst.port() == self.listen.port()
             && (self.listen.ip().is_unspecified() || dst.ip() == self.listen.ip())
     }
+}
+
+/// Rewrites an HTTP/1 request for the upstream connection: the normalized path in origin form
+/// (authority form for `CONNECT`), and a `Host` naming the original destination when the client
+/// sent none.
+fn to_origin_form<B>(req: &mut Request<B>, dst: SocketAddr, path: &str) -> Result<(), Reject> {
+    let target = if req.method() == Method::CONNECT {
+        Some(Uri::try_from(dst.to_string()))
+    } else if req.uri().authority().is_some()
+        || req.uri().path_and_query().map(|p| p.as_str()) != Some(path)
+    {
+        Some(Uri::try_from(path))
+    } else {
+        // Already origin form and already normal: nothing to rebuild.
+        None
+    };
+    if let Some(uri) = target {
+        *req.uri_mut() = uri.map_err(|e| Reject::BadRequest(e.to_string()))?;
+    }
+    if !req.headers().contains_key(header::HOST) {
+        let host = match dst {
+            SocketAddr::V4(a) if a.port() == 80 => a.ip().to_string(),
+            SocketAddr::V6(a) if a.port() == 80 => format!("[{}]", a.ip()),
+            other => other.to_string(),
+        };
+        let value = HeaderValue::try_from(host).map_err(|e| Reject::BadRequest(e.to_string()))?;
+        req.headers_mut().insert(header::HOST, value);
+    }
+    Ok(())
 }
 
 /// Copies bytes both ways once both sides have switched protocols.

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod conn;
 mod error;
 mod flow;
 mod handler;

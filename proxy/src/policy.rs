@@ -6,11 +6,20 @@ use crate::{CompileError, PolicySnapshot, PortL7};
 use palisade_httpmatch::{Decision, HttpRuleSet, RequestView};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Source of [`CompiledPolicy::generation`]: unique per compiled policy in this process, even
+/// if two snapshots carried the same revision.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// A compiled snapshot.
 #[derive(Debug, Default)]
 pub(crate) struct CompiledPolicy {
     pub(crate) revision: u64,
+    /// Identifies this compiled policy (0 for the empty default), so connections can keep the
+    /// flow they resolved until the policy changes.
+    pub(crate) generation: u64,
     ipcache: IpCache,
     endpoints: Vec<CompiledEndpoint>,
     by_ip: HashMap<IpAddr, usize>,
@@ -34,28 +43,31 @@ struct CompiledPort {
 struct CompiledPeer {
     /// `None` = any identity.
     identities: Option<HashSet<u32>>,
-    /// `None` = allowed without L7 filtering.
-    rules: Option<HttpRuleSet>,
+    /// `None` = allowed without L7 filtering. Shared so a resolved flow can outlive the borrow.
+    rules: Option<Arc<HttpRuleSet>>,
 }
 
 /// What one direction (the destination's ingress or the source's egress) says about a flow.
 #[derive(Debug)]
-pub(crate) enum DirectionPolicy<'a> {
+pub(crate) enum DirectionPolicy {
     /// No entry for this port and peer: this direction has nothing to say.
     Absent,
     /// A matching entry without HTTP rules: allowed at L3/L4, not filtered here.
     Unfiltered,
     /// HTTP rule sets of every matching entry; one of them must allow.
-    Filtered(Vec<&'a HttpRuleSet>),
+    Filtered(Vec<Arc<HttpRuleSet>>),
 }
 
-/// Both directions of one flow, with the identities used.
+/// Both directions of one flow, with the identities used. Owned, so a connection resolves its
+/// flow once per policy generation and reuses it for every request.
 #[derive(Debug)]
-pub(crate) struct FlowPolicy<'a> {
+pub(crate) struct FlowPolicy {
+    /// [`CompiledPolicy::generation`] this was resolved from.
+    pub(crate) generation: u64,
     pub(crate) src_identity: u32,
     pub(crate) dst_identity: u32,
-    pub(crate) ingress: DirectionPolicy<'a>,
-    pub(crate) egress: DirectionPolicy<'a>,
+    pub(crate) ingress: DirectionPolicy,
+    pub(crate) egress: DirectionPolicy,
 }
 
 impl CompiledPolicy {
@@ -90,6 +102,7 @@ impl CompiledPolicy {
         }
         Ok(CompiledPolicy {
             revision: snap.revision,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             ipcache: IpCache::new(&snap.ipcache),
             endpoints,
             by_ip,
@@ -109,7 +122,7 @@ impl CompiledPolicy {
     }
 
     /// The rules that apply to a flow from `src` to `dst` in both directions.
-    pub(crate) fn flow(&self, src: SocketAddr, dst: SocketAddr) -> FlowPolicy<'_> {
+    pub(crate) fn flow(&self, src: SocketAddr, dst: SocketAddr) -> FlowPolicy {
         let src_identity = self.identity(src.ip());
         let dst_identity = self.identity(dst.ip());
         let ingress = self
@@ -123,6 +136,7 @@ impl CompiledPolicy {
                 direction(&ep.egress, dst.port(), dst_identity)
             });
         FlowPolicy {
+            generation: self.generation,
             src_identity,
             dst_identity,
             ingress,
@@ -131,7 +145,7 @@ impl CompiledPolicy {
     }
 }
 
-impl DirectionPolicy<'_> {
+impl DirectionPolicy {
     /// `None` when this direction does not filter, else the first allowing decision
     /// (or a deny when no rule set allows).
     pub(crate) fn check(&self, req: &RequestView<'_>) -> Option<Decision> {
@@ -152,7 +166,7 @@ impl DirectionPolicy<'_> {
     }
 }
 
-fn direction(ports: &[CompiledPort], port: u16, peer: u32) -> DirectionPolicy<'_> {
+fn direction(ports: &[CompiledPort], port: u16, peer: u32) -> DirectionPolicy {
     let mut result = DirectionPolicy::Absent;
     let mut sets = Vec::new();
     for p in ports
@@ -167,7 +181,7 @@ fn direction(ports: &[CompiledPort], port: u16, peer: u32) -> DirectionPolicy<'_
             match &peer_entry.rules {
                 // An L3/L4 allow for this peer makes the direction unfiltered, whatever else matches.
                 None => return DirectionPolicy::Unfiltered,
-                Some(set) => sets.push(set),
+                Some(set) => sets.push(set.clone()),
             }
         }
     }
@@ -188,7 +202,12 @@ fn compile_port(p: &PortL7) -> Result<CompiledPort, palisade_httpmatch::HttpRule
                     Some(ids) if !ids.contains(&0) => Some(ids.iter().copied().collect()),
                     _ => None,
                 },
-                rules: peer.http.as_deref().map(HttpRuleSet::compile).transpose()?,
+                rules: peer
+                    .http
+                    .as_deref()
+                    .map(HttpRuleSet::compile)
+                    .transpose()?
+                    .map(Arc::new),
             })
         })
         .collect::<Result<_, palisade_httpmatch::HttpRuleError>>()?;

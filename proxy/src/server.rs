@@ -1,9 +1,10 @@
 //! The listener: transparent bind, the policy compiler task, the accept loop with a connection
 //! limit, and HTTP/1.1 + HTTP/2 (prior knowledge, detected from the preface) per connection.
 
-use crate::handler::{Ends, Handler};
+use crate::conn::{ClientConn, Ends};
+use crate::handler::Handler;
 use crate::policy::CompiledPolicy;
-use crate::upstream::Upstreams;
+use crate::upstream::{H2Pools, Marks};
 use crate::{HttpFlowRecord, PolicySnapshot, ProxyConfig, ProxyError};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -95,13 +96,13 @@ impl Proxy {
         } = self;
         let (policy_tx, policy_rx) = watch::channel(Arc::new(CompiledPolicy::default()));
         let compiler = tokio::spawn(compile_loop(snapshots, policy_tx, applied_tx));
+        let marks = Marks {
+            ingress: config.upstream_mark_ingress,
+            egress: config.upstream_mark_egress,
+        };
         let handler = Arc::new(Handler {
             policy: policy_rx,
-            upstreams: Upstreams::new(
-                config.upstream_mark_ingress,
-                config.upstream_mark_egress,
-                &config.limits,
-            ),
+            h2: H2Pools::new(marks, &config.limits),
             flows,
             listen: local_addr,
         });
@@ -134,8 +135,9 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let ends = Ends { src: peer, dst };
+            let client = Arc::new(ClientConn::new(ends, marks, config.limits.connect_timeout));
             let handler = handler.clone();
-            let service = service_fn(move |req| handler.clone().handle(ends, req));
+            let service = service_fn(move |req| handler.clone().handle(client.clone(), req));
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
