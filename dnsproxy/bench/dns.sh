@@ -62,24 +62,35 @@ tproxy() { # add|del
   done
 }
 
+# dnsperf -v prints one line per answer ("> NOERROR name A <seconds>"): percentiles from those.
+pct() { # file quantile → milliseconds
+  awk '/^> / {print $NF}' "$1" | sort -g | awk -v q="$2" '{v[NR]=$1} END {
+    if (NR == 0) { print "?"; exit } i = int(NR * q); if (i < 1) i = 1; printf "%.3f", v[i] * 1000 }'
+}
+
 run() { # name server
-  ip netns exec $P dnsperf -s "$2" -d "$TMP/queries" -l "$SECS" -c "$CLIENTS" -T 1 -q 200 \
+  ip netns exec $P dnsperf -v -s "$2" -d "$TMP/queries" -l "$SECS" -c "$CLIENTS" -T 1 -q 200 \
     > "$TMP/$1.txt" 2>&1 || true
-  local qps lat lost
-  qps=$(awk '/Queries per second/ {print $4}' "$TMP/$1.txt")
+  local qps lat lost p50 p99
+  qps=$(awk '/Queries per second/ {printf "%.0f", $4}' "$TMP/$1.txt")
   lat=$(awk '/Average Latency/ {printf "%.3f", $4*1000}' "$TMP/$1.txt")
   lost=$(awk '/Queries lost/ {print $3}' "$TMP/$1.txt")
-  echo "| $1 | ${qps:-?} | ${lat:-?} | ${lost:-?} |" >> "$TMP/rows"
+  p50=$(pct "$TMP/$1.txt" 0.5); p99=$(pct "$TMP/$1.txt" 0.99)
+  echo "$1 ${p99}" >> "$TMP/p99"
+  echo "| $1 | ${qps:-?} | ${lat:-?} | $p50 | $p99 | ${lost:-?} |" >> "$TMP/rows"
 }
 
 run direct 10.98.2.2
 tproxy add
-ip netns exec $N "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' $((SECS + 5)) > "$TMP/proxy.txt" 2>&1 &
+ip netns exec $N "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' $((SECS + 5)) "$TMP" \
+  > "$TMP/proxy.txt" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do grep -q listening "$TMP/proxy.txt" && break; sleep 0.1; done
 run palisade 10.98.2.2
 tproxy del
 run forwarder 10.98.1.1
+# The proxy prints its latencies and counters when its time is up.
+for _ in $(seq 100); do grep -q '^queries=' "$TMP/proxy.txt" && break; sleep 0.1; done
 
 mkdir -p bench-results
 {
@@ -88,10 +99,20 @@ mkdir -p bench-results
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, dnsperf -c $CLIENTS -l $SECS -q 200, UDP, 200 names,"
   echo "resolver: dnsmasq in its own netns; pod → node → resolver over veths."
   echo
-  echo "| path | queries/s | avg latency (ms) | lost |"
-  echo "| --- | --- | --- | --- |"
+  echo "| path | queries/s | avg (ms) | p50 (ms) | p99 (ms) | lost |"
+  echo "| --- | --- | --- | --- | --- | --- |"
   cat "$TMP/rows"
   echo
-  echo "palisade proxy counters: $(tail -1 "$TMP/proxy.txt" 2>/dev/null || echo n/a)"
+  awk '{p[$1]=$2} END {
+    if (p["direct"] != "?" && p["palisade"] != "?")
+      printf "added p99 vs direct: palisade %.3f ms", p["palisade"] - p["direct"]
+    if (p["forwarder"] != "?") printf ", dnsmasq forwarder %.3f ms", p["forwarder"] - p["direct"]
+    print "" }' "$TMP/p99"
+  echo
+  echo "palisade (agent-like learner: FqdnCache insert + fsynced cache file, no map writes):"
+  echo
+  echo "- $(grep 'answer->release' "$TMP/proxy.txt" || echo 'latencies n/a')"
+  echo "- $(grep '^queries=' "$TMP/proxy.txt" || echo 'counters n/a')"
+  echo "- $(grep '^proxy cpu' "$TMP/proxy.txt" || echo 'cpu n/a')"
 } > "$OUT"
 cat "$OUT"

@@ -1,36 +1,87 @@
 //! Runs the DNS proxy with a one-endpoint policy, for `bench/dns.sh`. Meant to be started with
 //! `ip netns exec <node> ...` where TPROXY already steers port 53 to `--port`.
 //!
-//! Usage: `dnsproxy_bench <port> <pod-ip> <resolver-cidr> <pattern> <seconds>`; exits after
-//! `<seconds>` and prints the proxy's counters.
+//! Usage: `dnsproxy_bench <port> <pod-ip> <resolver-cidr> <pattern> <seconds> <state-dir>`; exits
+//! after `<seconds>` and prints the proxy's counters and the answer → release latencies.
+//!
+//! The learner does what the agent's does, minus the eBPF map writes (those need the datapath):
+//! on a blocking thread, under one lock, insert into an [`FqdnCache`], compare the learned
+//! names before and after, and write the cache file atomically with fsync.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use palisade_dnsproxy::{
-    BoundDnsProxy, DnsPeer, DnsPortRule, DnsProxyConfig, DnsSnapshot, EndpointDns, FqdnLearner,
-    LearnError, LearnedAnswer,
+    BoundDnsProxy, DnsFlowRecord, DnsPeer, DnsPortRule, DnsProxyConfig, DnsSnapshot, EndpointDns,
+    FqdnCache, FqdnLearner, LearnError, LearnedAnswer,
 };
 use palisade_policy::fqdn::FqdnSelector;
 use tokio::sync::{mpsc, watch};
 
-/// Accepts every update at once: the bench measures the proxy, not an agent.
-struct InstantLearner;
+/// The agent's learn path without the map writes (see the file doc).
+struct AgentLikeLearner {
+    cache: Arc<Mutex<FqdnCache>>,
+    path: PathBuf,
+}
 
-impl FqdnLearner for InstantLearner {
+impl FqdnLearner for AgentLikeLearner {
     fn learn(
         &self,
-        _update: LearnedAnswer,
+        update: LearnedAnswer,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LearnError>> + Send + '_>>
     {
-        Box::pin(async { Ok(()) })
+        let (cache, path) = (self.cache.clone(), self.path.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                let learned = |c: &FqdnCache| -> Vec<_> {
+                    c.entries().into_iter().map(|e| (e.name, e.ips)).collect()
+                };
+                let before = learned(&cache);
+                cache.insert(
+                    &update.endpoint,
+                    &update.names,
+                    &update.addrs,
+                    SystemTime::now(),
+                );
+                // The agent writes the maps only when this changed.
+                let _changed = learned(&cache) != before;
+                cache
+                    .save(&path)
+                    .map_err(|e| LearnError::Failed(e.to_string()))
+            })
+            .await
+            .map_err(|e| LearnError::Failed(e.to_string()))?
+        })
     }
+}
+
+/// User + system CPU seconds of this process, from `/proc/self/stat` (100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = after_comm
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of the file are the 12th and 13th after the command name.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+fn percentiles(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "n/a".into();
+    }
+    v.sort();
+    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e3;
+    format!("p50={:.3}ms p99={:.3}ms n={}", at(0.5), at(0.99), v.len())
 }
 
 fn arg(i: usize) -> String {
     std::env::args().nth(i).unwrap_or_else(|| {
-        panic!("usage: dnsproxy_bench <port> <pod-ip> <resolver-cidr> <pattern> <seconds>")
+        panic!("usage: dnsproxy_bench <port> <pod-ip> <resolver-cidr> <pattern> <seconds> <dir>")
     })
 }
 
@@ -59,26 +110,53 @@ async fn main() {
         ..DnsProxyConfig::default()
     };
     let (_snap_tx, snap_rx) = watch::channel(Arc::new(snap));
-    let (flow_tx, mut flow_rx) = mpsc::channel(65_536);
-    tokio::spawn(async move { while flow_rx.recv().await.is_some() {} });
+    let (flow_tx, mut flow_rx) = mpsc::channel::<DnsFlowRecord>(65_536);
+    let collector = tokio::spawn(async move {
+        let (mut release, mut learn) = (Vec::new(), Vec::new());
+        while let Some(r) = flow_rx.recv().await {
+            release.extend(r.release_latency);
+            learn.extend(r.learn_latency);
+        }
+        (release, learn)
+    });
+    let learner = AgentLikeLearner {
+        cache: Arc::new(Mutex::new(FqdnCache::new(Duration::ZERO))),
+        path: PathBuf::from(arg(6)).join("fqdn-cache.json"),
+    };
     let bound = BoundDnsProxy::bind(config).expect("bind");
     let stats = bound.stats();
     println!("listening on {port}");
     bound
         .serve(
             snap_rx,
-            Arc::new(InstantLearner),
+            Arc::new(learner),
             flow_tx,
             tokio::time::sleep(Duration::from_secs(seconds)),
         )
         .await
         .expect("serve");
+    let (release, learn) = collector.await.expect("collector");
+    let forwarded = stats.forwarded.load(Ordering::Relaxed).max(1);
     println!(
-        "queries={} forwarded={} refused={} errors={} overloaded={}",
+        "proxy cpu: {:.1} us per forwarded query (user+system, whole process)",
+        cpu_seconds() * 1e6 / forwarded as f64
+    );
+    println!(
+        "answer->release {}; learner calls {}",
+        percentiles(release),
+        percentiles(learn)
+    );
+    println!(
+        "queries={} forwarded={} refused={} errors={} overloaded={} learn_skipped={} \
+         learn_refreshes={} learn_timeouts={} upstream_mismatched={}",
         stats.queries.load(Ordering::Relaxed),
         stats.forwarded.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
         stats.errors.load(Ordering::Relaxed),
         stats.overloaded.load(Ordering::Relaxed),
+        stats.learn_skipped.load(Ordering::Relaxed),
+        stats.learn_refreshes.load(Ordering::Relaxed),
+        stats.learn_timeouts.load(Ordering::Relaxed),
+        stats.upstream_mismatched.load(Ordering::Relaxed),
     );
 }

@@ -1,6 +1,10 @@
-//! One query from receipt to answer, shared by the UDP and TCP front ends: parse, decide on the
-//! first question, reject or forward, learn, and emit the flow record.
+//! One query from receipt to answer, shared by the UDP and TCP front ends, in steps that need no
+//! task of their own: [`Shared::begin`] parses and decides on the first question (REFUSED /
+//! FORMERR finished at once), [`Shared::answered`] decodes the upstream answer and either
+//! releases it or hands it to the learner ([`Shared::release_after_learn`]); every end emits the
+//! flow record. The UDP front end runs them from its socket loops; TCP awaits them in order.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,9 +15,10 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{DnsProxyConfig, RejectCode};
 use crate::flow::{DnsFlowRecord, Transport, Verdict};
 use crate::learner::{FqdnLearner, LearnedAnswer};
+use crate::learning::Learned;
 use crate::mux::UdpMux;
 use crate::policy::{CompiledPolicy, Decision};
-use crate::refresh::LearnFilter;
+use crate::refresh::{LearnFilter, Need};
 use crate::server::DnsProxyStats;
 use crate::upstream::Upstream;
 use crate::wire::{self, rcode, Parsed, Query};
@@ -32,8 +37,8 @@ pub struct Shared {
     pub stats: Arc<DnsProxyStats>,
     /// Long-lived upstream UDP sockets, shared by all UDP queries.
     pub mux: Arc<UdpMux>,
-    /// Recent learner calls, to skip the ones that would change nothing.
-    pub refresh: LearnFilter,
+    /// Recent learner calls: which answers must wait for the learner.
+    pub refresh: Arc<LearnFilter>,
 }
 
 /// Where a query came from and went to.
@@ -45,18 +50,6 @@ pub struct Addrs {
     pub resolver: SocketAddr,
     /// Client transport.
     pub transport: Transport,
-}
-
-/// What became of a learner call.
-enum Learned {
-    /// The agent already has everything in the answer.
-    Skipped,
-    /// Applied, after this long.
-    Done(Duration),
-    /// Not finished within `learn_timeout`; released anyway.
-    TimedOut(Duration),
-    /// The learner failed: SERVFAIL.
-    Failed(Duration),
 }
 
 /// Fields of the flow record decided while handling.
@@ -86,22 +79,177 @@ impl Outcome {
     }
 }
 
+/// A query the policy allows, on its way to the resolver.
+pub struct Forward {
+    /// The client's query.
+    pub query: Query,
+    /// Client and resolver.
+    pub addrs: Addrs,
+    policy: Arc<CompiledPolicy>,
+    endpoint: String,
+    time: SystemTime,
+    start: Instant,
+}
+
+/// What [`Shared::begin`] decided.
+pub enum Begin {
+    /// Finished (refused, malformed): send this, if anything.
+    Reply(Option<Vec<u8>>),
+    /// Allowed: forward `query.raw()` to the resolver.
+    Forward(Box<Forward>),
+}
+
+/// An answer waiting for the learner before release.
+pub struct Learning {
+    fwd: Box<Forward>,
+    bytes: Vec<u8>,
+    rcode: u16,
+    update: LearnedAnswer,
+    received: Instant,
+}
+
+/// What [`Shared::answered`] decided.
+pub enum Release {
+    /// Send this now.
+    Now(Option<Vec<u8>>),
+    /// Send what [`Shared::release_after_learn`] returns.
+    AfterLearn(Box<Learning>),
+}
+
 impl Shared {
-    /// Handles one client message; returns the answer to send, if any.
+    /// Parses and decides; refusals and malformed queries are finished here.
+    pub fn begin(&self, packet: &[u8], addrs: Addrs) -> Begin {
+        let time = SystemTime::now();
+        let start = Instant::now();
+        let q = match wire::parse_query(packet) {
+            Parsed::Query(q) => q,
+            Parsed::Drop => {
+                return Begin::Reply(self.finish(Outcome::error(None, None), addrs, time, start))
+            }
+            Parsed::FormErr(reply) => {
+                let o = Outcome::error(Some(reply), Some(rcode::FORMERR));
+                return Begin::Reply(self.finish(o, addrs, time, start));
+            }
+        };
+        // Clone the Arc so a policy update mid-query never blocks the compiler.
+        let policy = self.policy.borrow().clone();
+        match policy.decide(addrs.src.ip(), addrs.resolver, &q.qname) {
+            Decision::Deny { endpoint, reason } => {
+                tracing::debug!(src = %addrs.src, qname = %q.qname, reason, "DNS query denied");
+                let code = match self.config.reject {
+                    RejectCode::Refused => rcode::REFUSED,
+                    RejectCode::NameError => rcode::NXDOMAIN,
+                };
+                let o = Outcome {
+                    reply: Some(q.error_answer(code)),
+                    endpoint,
+                    verdict: Verdict::Refused,
+                    ..base(&q, Some(code))
+                };
+                Begin::Reply(self.finish(o, addrs, time, start))
+            }
+            Decision::Allow { endpoint } => Begin::Forward(Box::new(Forward {
+                query: q,
+                addrs,
+                policy,
+                endpoint,
+                time,
+                start,
+            })),
+        }
+    }
+
+    /// The resolver did not answer (or could not be reached): SERVFAIL.
+    pub fn upstream_failed(&self, fwd: Box<Forward>, e: &io::Error) -> Option<Vec<u8>> {
+        tracing::debug!(resolver = %fwd.addrs.resolver, qname = %fwd.query.qname, error = %e,
+            "upstream failed");
+        let o = self.servfail(&fwd, None, None);
+        self.finish(o, fwd.addrs, fwd.time, fwd.start)
+    }
+
+    /// Decodes a matched answer; releases it unless the maps may lack one of its addresses.
+    pub fn answered(&self, fwd: Box<Forward>, bytes: Vec<u8>, received: Instant) -> Release {
+        let Some(info) = wire::answer_of(&fwd.query.qname, &bytes) else {
+            // A NOERROR answer whose records do not decode cannot be learned: not released.
+            let e = io::Error::new(io::ErrorKind::InvalidData, "answer does not decode");
+            return Release::Now(self.upstream_failed(fwd, &e));
+        };
+        if info.rcode == rcode::NOERROR && !info.addrs.is_empty() {
+            let update = LearnedAnswer {
+                endpoint: fwd.endpoint.clone(),
+                source: fwd.addrs.src.ip(),
+                qname: fwd.query.qname.clone(),
+                names: info.names,
+                addrs: info.addrs,
+            };
+            match self.refresh.check(&fwd.policy, &update, Instant::now()) {
+                Need::Block => {
+                    return Release::AfterLearn(Box::new(Learning {
+                        fwd,
+                        bytes,
+                        rcode: info.rcode,
+                        update,
+                        received,
+                    }))
+                }
+                Need::Refresh => {
+                    self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
+                    self.refresh_in_background(update);
+                }
+                Need::Skip => {
+                    self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let o = self.forwarded(&fwd, bytes, info.rcode, None, received);
+        Release::Now(self.finish(o, fwd.addrs, fwd.time, fwd.start))
+    }
+
+    /// Waits for the learner (at most `learn_timeout`), then releases the answer (SERVFAIL if
+    /// the learner failed).
+    pub async fn release_after_learn(&self, l: Box<Learning>) -> Option<Vec<u8>> {
+        let Learning {
+            fwd,
+            bytes,
+            rcode,
+            update,
+            received,
+        } = *l;
+        let o = match self.learn_blocking(update).await {
+            Learned::Failed(latency) => self.servfail(&fwd, Some(latency), Some(received)),
+            Learned::Done(latency) | Learned::TimedOut(latency) => {
+                self.forwarded(&fwd, bytes, rcode, Some(latency), received)
+            }
+        };
+        self.finish(o, fwd.addrs, fwd.time, fwd.start)
+    }
+
+    /// Handles one client message start to end (the TCP front end); returns the answer to send.
     pub async fn handle(
         &self,
         packet: &[u8],
         addrs: Addrs,
         upstream: &mut Upstream,
     ) -> Option<Vec<u8>> {
-        let time = SystemTime::now();
-        let start = Instant::now();
-        let outcome = match wire::parse_query(packet) {
-            Parsed::Drop => Outcome::error(None, None),
-            Parsed::FormErr(reply) => Outcome::error(Some(reply), Some(rcode::FORMERR)),
-            Parsed::Query(q) => self.handle_query(packet, &q, addrs, upstream).await,
+        let fwd = match self.begin(packet, addrs) {
+            Begin::Reply(r) => return r,
+            Begin::Forward(f) => f,
         };
-        self.finish(outcome, addrs, time, start)
+        let answer = upstream
+            .exchange(
+                &fwd.query,
+                addrs.resolver,
+                self.config.upstream_mark,
+                self.config.upstream_timeout,
+            )
+            .await;
+        match answer {
+            Err(e) => self.upstream_failed(fwd, &e),
+            Ok((bytes, received)) => match self.answered(fwd, bytes, received.into_std()) {
+                Release::Now(r) => r,
+                Release::AfterLearn(l) => self.release_after_learn(l).await,
+            },
+        }
     }
 
     /// Answers SERVFAIL without forwarding (too many queries in flight).
@@ -110,137 +258,44 @@ impl Shared {
         let (time, start) = (SystemTime::now(), Instant::now());
         let outcome = match wire::parse_query(packet) {
             Parsed::Query(q) => Outcome {
-                qname: q.qname.clone(),
-                qtype: q.qtype.clone(),
-                ..Outcome::error(Some(q.error_answer(rcode::SERVFAIL)), Some(rcode::SERVFAIL))
+                reply: Some(q.error_answer(rcode::SERVFAIL)),
+                ..base(&q, Some(rcode::SERVFAIL))
             },
             _ => Outcome::error(None, None),
         };
         self.finish(outcome, addrs, time, start)
     }
 
-    async fn handle_query(
+    fn forwarded(
         &self,
-        packet: &[u8],
-        q: &Query,
-        addrs: Addrs,
-        upstream: &mut Upstream,
+        fwd: &Forward,
+        bytes: Vec<u8>,
+        code: u16,
+        learn_latency: Option<Duration>,
+        received: Instant,
     ) -> Outcome {
-        // Clone the Arc so a policy update mid-query never blocks the compiler.
-        let policy = self.policy.borrow().clone();
-        let base = Outcome {
-            reply: None,
-            endpoint: None,
-            qname: q.qname.clone(),
-            qtype: q.qtype.clone(),
-            verdict: Verdict::Error,
-            rcode: None,
-            learn_latency: None,
-            release_latency: None,
-        };
-        let endpoint = match policy.decide(addrs.src.ip(), addrs.resolver, &q.qname) {
-            Decision::Deny { endpoint, reason } => {
-                tracing::debug!(src = %addrs.src, qname = %q.qname, reason, "DNS query denied");
-                let code = match self.config.reject {
-                    RejectCode::Refused => rcode::REFUSED,
-                    RejectCode::NameError => rcode::NXDOMAIN,
-                };
-                return Outcome {
-                    reply: Some(q.error_answer(code)),
-                    endpoint,
-                    verdict: Verdict::Refused,
-                    rcode: Some(code),
-                    ..base
-                };
-            }
-            Decision::Allow { endpoint } => endpoint,
-        };
-        let base = Outcome {
-            endpoint: Some(endpoint.clone()),
-            ..base
-        };
-        let servfail = |base: Outcome| Outcome {
-            reply: Some(q.error_answer(rcode::SERVFAIL)),
-            rcode: Some(rcode::SERVFAIL),
-            ..base
-        };
-        let answer = match upstream
-            .exchange(
-                packet,
-                q,
-                addrs.resolver,
-                self.config.upstream_mark,
-                self.config.upstream_timeout,
-            )
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(resolver = %addrs.resolver, qname = %q.qname, error = %e, "upstream failed");
-                return servfail(base);
-            }
-        };
-        let mut learn_latency = None;
-        if answer.info.rcode == rcode::NOERROR && !answer.info.addrs.is_empty() {
-            let update = LearnedAnswer {
-                endpoint,
-                source: addrs.src.ip(),
-                qname: q.qname.clone(),
-                names: answer.info.names,
-                addrs: answer.info.addrs,
-            };
-            match self.learn(policy.revision(), update).await {
-                Learned::Skipped => {}
-                Learned::Done(latency) => learn_latency = Some(latency),
-                Learned::TimedOut(latency) => learn_latency = Some(latency),
-                Learned::Failed(latency) => {
-                    return Outcome {
-                        learn_latency: Some(latency),
-                        release_latency: Some(answer.received.elapsed()),
-                        ..servfail(base)
-                    };
-                }
-            }
-        }
         Outcome {
-            reply: Some(answer.bytes),
+            reply: Some(bytes),
+            endpoint: Some(fwd.endpoint.clone()),
             verdict: Verdict::Forwarded,
-            rcode: Some(answer.info.rcode),
             learn_latency,
-            release_latency: Some(answer.received.elapsed()),
-            ..base
+            release_latency: Some(received.elapsed()),
+            ..base(&fwd.query, Some(code))
         }
     }
 
-    /// Reports an answer to the learner unless the agent already has it (see [`LearnFilter`]),
-    /// waiting at most `learn_timeout`.
-    async fn learn(&self, revision: u64, update: LearnedAnswer) -> Learned {
-        let started = Instant::now();
-        if !self.refresh.needed(revision, &update, started) {
-            self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
-            return Learned::Skipped;
-        }
-        let qname = update.qname.clone();
-        // Kept for the filter only when the call succeeds; cloning is cheaper than the call.
-        let copy = update.clone();
-        let res = tokio::time::timeout(self.config.learn_timeout, self.learner.learn(update)).await;
-        let latency = started.elapsed();
-        match res {
-            Ok(Ok(())) => {
-                self.refresh.learned(revision, &copy, started);
-                Learned::Done(latency)
-            }
-            Ok(Err(e)) => {
-                self.stats.learn_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(qname = %qname, error = %e, "learner failed; answering SERVFAIL");
-                Learned::Failed(latency)
-            }
-            Err(_) => {
-                // Release anyway (as Cilium does), but count it: the first connection may race.
-                self.stats.learn_timeouts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(qname = %qname, "learner timed out; releasing answer");
-                Learned::TimedOut(latency)
-            }
+    fn servfail(
+        &self,
+        fwd: &Forward,
+        learn_latency: Option<Duration>,
+        received: Option<Instant>,
+    ) -> Outcome {
+        Outcome {
+            reply: Some(fwd.query.error_answer(rcode::SERVFAIL)),
+            endpoint: Some(fwd.endpoint.clone()),
+            learn_latency,
+            release_latency: received.map(|r| r.elapsed()),
+            ..base(&fwd.query, Some(rcode::SERVFAIL))
         }
     }
 
@@ -276,5 +331,14 @@ impl Shared {
             self.stats.flows_dropped.fetch_add(1, Ordering::Relaxed);
         }
         o.reply
+    }
+}
+
+/// An error outcome carrying the query's name and type.
+fn base(q: &Query, code: Option<u16>) -> Outcome {
+    Outcome {
+        qname: q.qname.clone(),
+        qtype: q.qtype.clone(),
+        ..Outcome::error(None, code)
     }
 }

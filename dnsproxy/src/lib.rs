@@ -25,6 +25,7 @@ pub mod snapshot;
 pub mod wire;
 
 mod handler;
+mod learning;
 mod mux;
 mod question;
 mod refresh;

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::{timeout_at, Instant};
 
@@ -40,6 +39,9 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// Most resolver addresses with sockets; past it the pools start over.
 const MAX_RESOLVERS: usize = 256;
 
+/// How often a reader looks for queries past their deadline.
+const SWEEP: Duration = Duration::from_millis(100);
+
 /// A matched answer with the client's ID restored, and when it arrived.
 pub struct Reply {
     /// Datagram as received, ID restored.
@@ -48,12 +50,17 @@ pub struct Reply {
     pub received: Instant,
 }
 
+/// Called once per query with its answer or why there is none (send error, timeout). Runs on
+/// the socket's reader task, so it must not block; it may spawn.
+pub type Done = Box<dyn FnOnce(io::Result<Reply>) + Send>;
+
 struct Waiter {
     client_id: u16,
     /// The query's bytes up to the end of the first question.
     question: Vec<u8>,
     name_end: usize,
-    tx: oneshot::Sender<Reply>,
+    deadline: Instant,
+    done: Done,
 }
 
 #[derive(Default)]
@@ -111,31 +118,41 @@ impl UdpMux {
         }
     }
 
+    #[cfg(test)]
     /// Sockets opened so far (rotation included); lets tests see that sockets are reused.
     pub fn sockets_opened(&self) -> usize {
         self.spawned.load(Ordering::Relaxed)
     }
 
     /// Sends `packet` (its first question ends at `question_end`, its name at `name_end`) to
-    /// `resolver` under a fresh ID and waits until `deadline` for the answer.
-    pub async fn exchange(
+    /// `resolver` under a fresh ID; `done` gets the matching answer, or an error once `deadline`
+    /// has passed (checked every `SWEEP`) or when sending fails.
+    pub fn send(
         &self,
         packet: &[u8],
         name_end: usize,
         question_end: usize,
         resolver: SocketAddr,
         deadline: Instant,
-    ) -> io::Result<Reply> {
-        let client_id = question::id_of(packet).unwrap_or(0);
-        let (tx, mut rx) = oneshot::channel();
+        done: Done,
+    ) {
         let mut waiter = Some(Waiter {
-            client_id,
+            client_id: question::id_of(packet).unwrap_or(0),
             question: packet[..question_end].to_vec(),
             name_end,
-            tx,
+            deadline,
+            done,
         });
         let (conn, id) = loop {
-            let conn = self.conn(resolver)?;
+            let conn = match self.conn(resolver) {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(w) = waiter.take() {
+                        (w.done)(Err(e));
+                    }
+                    return;
+                }
+            };
             let mut pending = lock(&conn.pending);
             if pending.closed {
                 continue; // its reader just stopped; conn() hands out another socket
@@ -147,16 +164,39 @@ impl UdpMux {
             drop(pending);
             break (conn, id);
         };
-        // Removes the waiter however this future ends (answer, timeout, error or cancellation).
-        let _guard = Forget { conn: &conn, id };
         let mut out = packet.to_vec();
         question::set_id(&mut out, id);
-        conn.sock.send(&out).await?;
-        match timeout_at(deadline, &mut rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(io::Error::other("upstream socket closed")),
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "upstream timeout")),
+        match conn.sock.try_send(&out) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Socket buffer full: wait for room without holding up the caller.
+                tokio::spawn(async move {
+                    if let Err(e) = conn.sock.send(&out).await {
+                        fail(&conn, id, e);
+                    }
+                });
+            }
+            Err(e) => fail(&conn, id, e),
         }
+    }
+
+    #[cfg(test)]
+    /// [`UdpMux::send`] as a future.
+    pub async fn exchange(
+        &self,
+        packet: &[u8],
+        name_end: usize,
+        question_end: usize,
+        resolver: SocketAddr,
+        deadline: Instant,
+    ) -> io::Result<Reply> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done: Done = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.send(packet, name_end, question_end, resolver, deadline, done);
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("upstream socket closed")))
     }
 
     /// An ID no pending query of this socket uses (the pending set is far below 65536).
@@ -213,22 +253,50 @@ impl UdpMux {
     }
 }
 
-impl Drop for UdpMux {
-    fn drop(&mut self) {
+impl UdpMux {
+    /// Stops every reader and forgets the sockets; pending queries are dropped unanswered.
+    pub fn shutdown(&self) {
         for h in lock(&self.readers).drain(..) {
             h.abort();
         }
+        lock(&self.pools).clear();
     }
 }
 
-struct Forget<'a> {
-    conn: &'a Conn,
-    id: u16,
+impl Drop for UdpMux {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        lock(&self.conn.pending).waiters.remove(&self.id);
+/// Completes query `id` with `e` if it is still pending.
+fn fail(conn: &Conn, id: u16, e: io::Error) {
+    let waiter = lock(&conn.pending).waiters.remove(&id);
+    if let Some(w) = waiter {
+        (w.done)(Err(e));
+    }
+}
+
+/// Completes every query past its deadline with a timeout.
+fn sweep(conn: &Conn) {
+    let now = Instant::now();
+    let expired: Vec<Waiter> = {
+        let mut pending = lock(&conn.pending);
+        let ids: Vec<u16> = pending
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter()
+            .filter_map(|id| pending.waiters.remove(id))
+            .collect()
+    };
+    for w in expired {
+        (w.done)(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "upstream timeout",
+        )));
     }
 }
 
@@ -236,22 +304,25 @@ impl Drop for Forget<'_> {
 /// holds it besides in-flight queries) stops once nothing waits on it, or after `DRAIN`.
 async fn read_answers(conn: Arc<Conn>, mismatched: Arc<AtomicU64>) {
     let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut next_sweep = Instant::now() + SWEEP;
     loop {
-        let retired = conn.retired.load(Ordering::Relaxed);
-        if retired {
+        if Instant::now() >= next_sweep {
+            sweep(&conn);
+            next_sweep = Instant::now() + SWEEP;
+        }
+        if conn.retired.load(Ordering::Relaxed) {
             let mut pending = lock(&conn.pending);
             if pending.waiters.is_empty() || conn.born.elapsed() > DRAIN {
                 pending.closed = true;
+                let left: Vec<Waiter> = pending.waiters.drain().map(|(_, w)| w).collect();
+                drop(pending);
+                for w in left {
+                    (w.done)(Err(io::Error::other("upstream socket retired")));
+                }
                 return;
             }
         }
-        // A retired socket wakes up now and then to check whether it may stop.
-        let wait = if retired {
-            Duration::from_millis(200)
-        } else {
-            ROTATE_AFTER
-        };
-        let n = match tokio::time::timeout(wait, conn.sock.recv(&mut buf)).await {
+        let n = match timeout_at(next_sweep, conn.sock.recv(&mut buf)).await {
             Err(_) => continue,
             Ok(Ok(n)) => n,
             // ICMP errors (port unreachable) surface here; queries time out on their own.
@@ -277,10 +348,10 @@ async fn read_answers(conn: Arc<Conn>, mismatched: Arc<AtomicU64>) {
             continue;
         };
         question::set_id(msg, w.client_id);
-        let _ = w.tx.send(Reply {
+        (w.done)(Ok(Reply {
             bytes: msg.to_vec(),
             received,
-        });
+        }));
     }
 }
 

@@ -104,6 +104,11 @@ impl CompiledPolicy {
         self.revision
     }
 
+    /// Name of the endpoint sending from `ip`, if it is a local endpoint.
+    pub fn endpoint_at(&self, ip: IpAddr) -> Option<&str> {
+        self.endpoints.get(&ip).map(|e| e.name.as_str())
+    }
+
     /// Identity of `ip` (longest prefix wins; world when unknown).
     pub fn identity_of(&self, ip: IpAddr) -> u32 {
         for (len, nets) in &self.ipcache {

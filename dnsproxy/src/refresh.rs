@@ -1,17 +1,20 @@
-//! Skipping learner calls that would change nothing in the agent.
+//! Deciding whether an allowed answer must wait for the learner.
 //!
-//! The agent's learn (cache insert, map writes when something is new, cache file written) is
-//! the slowest step of an allowed query, yet under load nearly every answer repeats one learned
-//! a moment ago. An answer skips the learner when, for its (endpoint, qname):
-//! - the learner succeeded for it less than `interval` ago under the same policy revision,
-//! - with the same CNAME chain, and
-//! - every address in the answer was in that call with an expiry at most `interval` earlier than
-//!   this answer's (`now + ttl`).
+//! The agent's learn (cache insert, map writes when something is new, cache file written with
+//! fsync) is the slowest step of an allowed query, yet under load nearly every answer repeats one
+//! learned a moment ago. Per (source IP, endpoint, qname) the filter remembers the last
+//! successful learn and classifies each answer:
+//! - [`Need::Block`]: something the maps may lack: first answer, another CNAME chain, a new
+//!   address, or a known address whose learned expiry is less than `interval` away. The answer
+//!   waits for the learner, as before.
+//! - [`Need::Refresh`]: every address is in the maps for at least `interval` more, but the last
+//!   learn is `interval` old or the answer's TTL would move an expiry by more than `interval`.
+//!   The answer is released at once and the learner is called in the background (one call per
+//!   name at a time), so the agent's cache still sees every refresh, at most `interval` late.
+//! - [`Need::Skip`]: the agent would change nothing worth a call.
 //!
-//! So a new address, a new name in the chain, a longer TTL, a policy change (endpoints may have
-//! been removed with their learned names) or `interval` passing always reaches the agent. The
-//! agent's expiries (`now + max(ttl, min_ttl)`) lag by at most `interval`: a name in use is
-//! refreshed at least once per `interval`.
+//! When the policy revision changes, entries of sources that are no longer that endpoint are
+//! dropped (a deleted endpoint's learned names are removed by the agent).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,33 +22,47 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::learner::LearnedAnswer;
+use crate::policy::CompiledPolicy;
 
-/// Most (endpoint, name) pairs remembered; past it the memory starts over (more calls, no harm).
+/// Most names remembered; past it the memory starts over (more blocking calls, no harm).
 const MAX_ENTRIES: usize = 65_536;
+
+/// What to do with the learner for one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Call the learner and hold the answer until it returns.
+    Block,
+    /// Release the answer now; call the learner in the background.
+    Refresh,
+    /// Release the answer now; no call.
+    Skip,
+}
 
 struct Seen {
     at: Instant,
     names: Vec<String>,
     /// Address and `at + ttl`.
     expiries: Vec<(IpAddr, Instant)>,
+    /// A background refresh is running.
+    refreshing: bool,
 }
 
 #[derive(Default)]
 struct State {
     revision: u64,
     entries: usize,
-    /// endpoint → qname → last successful learn.
-    seen: HashMap<String, HashMap<String, Seen>>,
+    /// (source, endpoint) → qname → last successful learn.
+    seen: HashMap<(IpAddr, String), HashMap<String, Seen>>,
 }
 
-/// Remembers recent successful learner calls (see the module doc for the rule).
+/// Remembers recent successful learner calls (see the module doc for the rules).
 pub struct LearnFilter {
     interval: Duration,
     state: Mutex<State>,
 }
 
 impl LearnFilter {
-    /// A filter that lets a repeat through at least once per `interval` (zero: never skips).
+    /// A filter with refresh interval `interval` (zero: every answer blocks on the learner).
     pub fn new(interval: Duration) -> Self {
         LearnFilter {
             interval,
@@ -53,44 +70,57 @@ impl LearnFilter {
         }
     }
 
-    /// True when `update` must go to the learner; false when the agent would change nothing.
-    pub fn needed(&self, revision: u64, update: &LearnedAnswer, now: Instant) -> bool {
+    /// Classifies `update` under `policy` at `now`; a [`Need::Refresh`] is marked as running
+    /// until [`LearnFilter::learned`] or [`LearnFilter::failed`].
+    pub fn check(&self, policy: &CompiledPolicy, update: &LearnedAnswer, now: Instant) -> Need {
         if self.interval.is_zero() {
-            return true;
+            return Need::Block;
         }
         let mut state = self.lock();
-        if state.revision != revision {
-            return true;
+        if state.revision != policy.revision() {
+            state.revision = policy.revision();
+            state
+                .seen
+                .retain(|(ip, ep), _| policy.endpoint_at(*ip) == Some(ep.as_str()));
+            state.entries = state.seen.values().map(HashMap::len).sum();
         }
         let Some(seen) = state
             .seen
-            .get_mut(&update.endpoint)
+            .get_mut(&(update.source, update.endpoint.clone()))
             .and_then(|names| names.get_mut(&update.qname))
         else {
-            return true;
+            return Need::Block;
         };
-        if now.saturating_duration_since(seen.at) >= self.interval || seen.names != update.names {
-            return true;
+        if seen.names != update.names {
+            return Need::Block;
         }
-        let covered = |ip: &IpAddr, ttl: u32| {
-            let wanted = now + Duration::from_secs(u64::from(ttl));
-            seen.expiries
-                .iter()
-                .any(|(known, expiry)| known == ip && *expiry + self.interval >= wanted)
-        };
-        !update.addrs.iter().all(|(ip, ttl)| covered(ip, *ttl))
+        let mut refresh = now.saturating_duration_since(seen.at) >= self.interval;
+        for (ip, ttl) in &update.addrs {
+            let Some((_, known)) = seen.expiries.iter().find(|(k, _)| k == ip) else {
+                return Need::Block;
+            };
+            if *known < now + self.interval {
+                return Need::Block; // the agent may drop it soon, or already has
+            }
+            refresh |= now + Duration::from_secs(u64::from(*ttl)) > *known + self.interval;
+        }
+        if refresh && !seen.refreshing {
+            seen.refreshing = true;
+            Need::Refresh
+        } else {
+            Need::Skip
+        }
     }
 
-    /// Records that the learner applied `update` (called at `now`, under `revision`).
-    pub fn learned(&self, revision: u64, update: &LearnedAnswer, now: Instant) {
+    /// Records that the learner applied `update` (the call started at `now`).
+    pub fn learned(&self, update: &LearnedAnswer, now: Instant) {
         if self.interval.is_zero() {
             return;
         }
         let mut state = self.lock();
-        if state.revision != revision || state.entries >= MAX_ENTRIES {
+        if state.entries >= MAX_ENTRIES {
             state.seen.clear();
             state.entries = 0;
-            state.revision = revision;
         }
         let seen = Seen {
             at: now,
@@ -100,11 +130,30 @@ impl LearnFilter {
                 .iter()
                 .map(|(ip, ttl)| (*ip, now + Duration::from_secs(u64::from(*ttl))))
                 .collect(),
+            refreshing: false,
         };
-        let names = state.seen.entry(update.endpoint.clone()).or_default();
-        let added = names.insert(update.qname.clone(), seen).is_none();
+        let key = (update.source, update.endpoint.clone());
+        let added = state
+            .seen
+            .entry(key)
+            .or_default()
+            .insert(update.qname.clone(), seen)
+            .is_none();
         if added {
             state.entries += 1;
+        }
+    }
+
+    /// A background refresh of `update` failed or timed out: the next repeat tries again.
+    pub fn failed(&self, update: &LearnedAnswer) {
+        let mut state = self.lock();
+        let key = (update.source, update.endpoint.clone());
+        if let Some(seen) = state
+            .seen
+            .get_mut(&key)
+            .and_then(|names| names.get_mut(&update.qname))
+        {
+            seen.refreshing = false;
         }
     }
 

@@ -34,9 +34,11 @@ pub struct DnsProxyStats {
     pub learn_timeouts: AtomicU64,
     /// Learner returned an error (answer turned into SERVFAIL).
     pub learn_errors: AtomicU64,
-    /// Learner not called: the agent already had every address of the answer (see
-    /// [`DnsProxyConfig::learn_refresh`]).
+    /// Answers released without waiting for the learner: the maps already held every address
+    /// (see [`DnsProxyConfig::learn_refresh`]).
     pub learn_skipped: AtomicU64,
+    /// Background learner calls that only extend expiries of addresses already in the maps.
+    pub learn_refreshes: AtomicU64,
     /// Upstream UDP datagrams dropped: no pending query with that ID and first question
     /// (late answers after a timeout, or spoofing attempts).
     pub upstream_mismatched: Arc<AtomicU64>,
@@ -111,11 +113,11 @@ impl BoundDnsProxy {
                 self.config.upstream_mark,
                 self.stats.upstream_mismatched.clone(),
             )),
-            refresh: LearnFilter::new(self.config.learn_refresh),
+            refresh: Arc::new(LearnFilter::new(self.config.learn_refresh)),
         });
         let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
         let udp = udp::serve(self.udp, shared.clone(), limit.clone());
-        let tcp = tcp::serve(self.tcp, shared, limit);
+        let tcp = tcp::serve(self.tcp, shared.clone(), limit);
         tracing::info!(port = self.config.listen_port, "DNS proxy serving");
         let result = tokio::select! {
             r = udp => r.map_err(|source| DnsProxyError::Serve { proto: "udp", source }),
@@ -123,6 +125,7 @@ impl BoundDnsProxy {
             () = shutdown => Ok(()),
         };
         policy.task.abort();
+        shared.mux.shutdown();
         result
     }
 }

@@ -53,7 +53,7 @@ async fn connection(
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
 ) {
-    let mut upstream = Upstream::Tcp(None);
+    let mut upstream = Upstream::default();
     loop {
         let packet = match tokio::time::timeout(IDLE, read_frame(&mut stream)).await {
             Ok(Ok(p)) => p,

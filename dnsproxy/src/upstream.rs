@@ -1,37 +1,25 @@
-//! Forwarding an allowed query to the original resolver and waiting for its matching answer.
+//! TCP to the resolver: forwarding an allowed query over the client connection's own upstream
+//! connection and waiting for its matching answer (UDP goes through [`crate::mux`]).
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::mux::UdpMux;
 use crate::sockets;
-use crate::wire::{self, AnswerInfo, Query};
+use crate::wire::Query;
 
 /// Largest DNS message (UDP datagram or TCP frame).
 pub const MAX_MESSAGE: usize = 65_535;
 
-/// A matching upstream answer: the bytes to relay and what they resolve to.
-pub struct Answer {
-    /// Raw answer, relayed unchanged (over UDP with the client's ID restored).
-    pub bytes: Vec<u8>,
-    /// Decoded for learning (addresses only for a NOERROR answer with records).
-    pub info: AnswerInfo,
-    /// When the answer came off the upstream socket.
-    pub received: Instant,
-}
-
-/// How a query goes upstream: the client's protocol.
-pub enum Upstream {
-    /// The shared UDP multiplexer (long-lived marked sockets, rewritten IDs).
-    Udp(Arc<UdpMux>),
-    /// One marked TCP connection per client connection, opened on first use.
-    Tcp(Option<TcpStream>),
+/// The upstream side of one client TCP connection: one marked TCP connection to the resolver,
+/// opened on first use and reused for the client's later queries.
+#[derive(Default)]
+pub struct Upstream {
+    conn: Option<TcpStream>,
 }
 
 fn timed_out() -> io::Error {
@@ -39,70 +27,37 @@ fn timed_out() -> io::Error {
 }
 
 impl Upstream {
-    /// Sends `packet` (the client's bytes, unchanged) to `resolver` and waits for the answer
-    /// matching `query` until `limit` has passed.
+    /// Sends the client's query (unchanged) to `resolver` and waits for the answer matching it
+    /// until `limit` has passed; returns the answer and when it arrived.
     pub async fn exchange(
         &mut self,
-        packet: &[u8],
         query: &Query,
         resolver: SocketAddr,
         mark: u32,
         limit: Duration,
-    ) -> io::Result<Answer> {
+    ) -> io::Result<(Vec<u8>, Instant)> {
         let deadline = Instant::now() + limit;
-        match self {
-            Upstream::Udp(mux) => udp_exchange(mux, query, resolver, deadline).await,
-            Upstream::Tcp(conn) => {
-                let reused = conn.is_some();
-                let first = tcp_exchange(conn, packet, query, resolver, mark, deadline).await;
-                match first {
-                    // A kept connection may have been closed by the resolver meanwhile: retry once.
-                    Err(e) if reused && e.kind() != io::ErrorKind::TimedOut => {
-                        *conn = None;
-                        tcp_exchange(conn, packet, query, resolver, mark, deadline).await
-                    }
-                    other => other,
-                }
+        let conn = &mut self.conn;
+        let reused = conn.is_some();
+        let first = tcp_exchange(conn, query, resolver, mark, deadline).await;
+        match first {
+            // A kept connection may have been closed by the resolver meanwhile: retry once.
+            Err(e) if reused && e.kind() != io::ErrorKind::TimedOut => {
+                *conn = None;
+                tcp_exchange(conn, query, resolver, mark, deadline).await
             }
+            other => other,
         }
     }
 }
 
-async fn udp_exchange(
-    mux: &UdpMux,
-    query: &Query,
-    resolver: SocketAddr,
-    deadline: Instant,
-) -> io::Result<Answer> {
-    let q = query.question();
-    let reply = mux
-        .exchange(query.raw(), q.name_end, q.end(), resolver, deadline)
-        .await?;
-    let info = wire::answer_of(&query.qname, &reply.bytes).ok_or_else(undecodable)?;
-    Ok(Answer {
-        bytes: reply.bytes,
-        info,
-        received: reply.received,
-    })
-}
-
-/// A NOERROR answer whose records do not decode: its addresses cannot be learned, so it is not
-/// released (the client gets SERVFAIL).
-fn undecodable() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        "upstream answer does not decode",
-    )
-}
-
 async fn tcp_exchange(
     conn: &mut Option<TcpStream>,
-    packet: &[u8],
     query: &Query,
     resolver: SocketAddr,
     mark: u32,
     deadline: Instant,
-) -> io::Result<Answer> {
+) -> io::Result<(Vec<u8>, Instant)> {
     if conn.is_none() {
         let c = timeout_at(deadline, sockets::upstream_tcp(resolver, mark))
             .await
@@ -113,17 +68,11 @@ async fn tcp_exchange(
         unreachable!("connection was just set");
     };
     let result = timeout_at(deadline, async {
-        write_frame(stream, packet).await?;
+        write_frame(stream, query.raw()).await?;
         loop {
             let bytes = read_frame(stream).await?;
             if query.matches_reply(&bytes) {
-                let info = wire::answer_of(&query.qname, &bytes).ok_or_else(undecodable)?;
-                let received = Instant::now();
-                return Ok(Answer {
-                    bytes,
-                    info,
-                    received,
-                });
+                return Ok((bytes, Instant::now()));
             }
         }
     })
