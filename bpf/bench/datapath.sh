@@ -5,13 +5,13 @@
 # Part 1, namespaces pbench-{node,a,b}: pod a (10.201.0.1) → pod b (10.201.0.2) through the
 # node namespace. For each setup, REPS short runs of: iperf3 TCP throughput, iperf3 64-byte
 # UDP received packet rate, and new TCP connections/s (wrk → nginx, `Connection: close`).
-# Setups: no program; palisade with 10 / 1,000 / 10,000 / 100,000 policy entries; iptables +
-# ipset with 10 / 1,000 / 10,000 rules in the server pod's chain (conntrack first), plus
-# 10,000 rules without the conntrack shortcut; no program again (drift check).
+# Setups: palisade with 10 / 1,000 / 10,000 / 100,000 policy entries; iptables + ipset with
+# 10 / 1,000 / 10,000 rules in the server pod's chain (conntrack first), plus 10,000 rules
+# without the conntrack shortcut. Each run of a setup is paired with a run without it (ABBA).
 # Part 2: 100 pods with an existing identity: the real agent in a lab (lab_pods.sh) against
 # `ipset add` ×100 and a naive iptables-per-IP enforcer ×100 rules.
 #
-# Env: SECS (seconds per run, default 3), REPS (default 3), SKIP_LAB=1 to skip part 2.
+# Env: SECS (seconds per run, default 2), REPS (default 3), SKIP_LAB=1 to skip part 2.
 # After building, the measurements run under `timeout 600`. Everything (namespaces, pins, the
 # lab) is removed on exit, also on failure, timeout or Ctrl-C.
 set -euo pipefail
@@ -20,10 +20,10 @@ if [ "${1:-}" != --inner ]; then
   echo "building" >&2
   (cd "$REPO" && cargo build -q --release -p palisade-bpf --example datapath_setup)
   [ "${SKIP_LAB:-0}" = 1 ] || (cd "$REPO" && cargo build -q --release -p palisade)
-  exec timeout -k 10 600 bash "$0" --inner
+  exec timeout -k 60 600 bash "$0" --inner
 fi
 BENCH="$REPO/bpf/bench"
-SECS="${SECS:-3}" REPS="${REPS:-3}"
+SECS="${SECS:-2}" REPS="${REPS:-3}"
 NODE=pbench-node A=pbench-a B=pbench-b HA=pbench-ha HB=pbench-hb
 PIN=/sys/fs/bpf/palisade-pbench
 OUT="$REPO/bench-results/datapath.md"
@@ -96,7 +96,7 @@ iperf_down() { kill "$(cat "$WORK/iperf.pid")"; port_state 1; }
 nginx_up() { ip netns exec $B nginx -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf"; port_state 0; }
 nginx_down() { kill "$(cat "$WORK/nginx.pid")"; port_state 1; }
 
-# ---- one measurement: REPS × (TCP, UDP) then REPS × connections/s ------------------------
+# ---- one measurement ---------------------------------------------------------------------
 json() { python3 -c "import json,sys
 try: d=json.load(sys.stdin); print($1)
 except Exception: print('nan')"; }
@@ -114,18 +114,47 @@ one_crr() {
     http://10.201.0.2:5201/ 2>/dev/null | awk '/^Requests\/sec:/ {print $2}')
   echo "${r:-nan}"
 }
+
+# The machine is shared and its speed drifts by tens of percent within a minute, so each
+# setup is measured in pairs against no program, in ABBA order (on off | off on | on off):
+# the ratio of a pair is what is reported. `set_state on|off` calls "$ON" / "$OFF".
+STATE=off
+set_state() {
+  [ "$STATE" = "$1" ] && return 0
+  if [ "$1" = on ]; then eval "$ON" >/dev/null; else eval "$OFF"; fi
+  STATE=$1
+}
+# Prints to rows.tsv: label, then for TCP, UDP, conn/s: the setup's runs and the paired
+# no-program runs (comma-separated, pair k = k-th of each), then the note.
 measure() { # label note
-  local tcp=() udp=() crr=()
-  for _ in $(seq "$REPS"); do tcp+=("$(one_tcp)"); udp+=("$(one_udp)"); done
+  local -A runs=([tcp_on]="" [tcp_off]="" [udp_on]="" [udp_off]="" [crr_on]="" [crr_off]="")
+  local order=() r st
+  for r in $(seq "$REPS"); do
+    if [ $((r % 2)) = 1 ]; then order+=(on off); else order+=(off on); fi
+  done
+  for st in "${order[@]}"; do
+    set_state "$st"
+    runs[tcp_$st]+="$(one_tcp),"; runs[udp_$st]+="$(one_udp),"
+  done
   iperf_down; nginx_up
-  for _ in $(seq "$REPS"); do crr+=("$(one_crr)"); done
+  # Same ABBA order, starting from where the state is now.
+  local last=${order[-1]}
+  for st in "${order[@]}"; do
+    [ "$last" = off ] && st=$([ "$st" = on ] && echo off || echo on)
+    set_state "$st"
+    runs[crr_$st]+="$(one_crr),"
+  done
   nginx_down; iperf_up
-  local IFS=,
-  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "${tcp[*]}" "${udp[*]}" "${crr[*]}" "$2" | tee -a "$WORK/rows.tsv" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" \
+    "${runs[tcp_on]%,}" "${runs[tcp_off]%,}" "${runs[udp_on]%,}" "${runs[udp_off]%,}" \
+    "${runs[crr_on]%,}" "${runs[crr_off]%,}" "$2" | tee -a "$WORK/rows.tsv" >&2
+  set_state off
 }
 
 # ---- setups ------------------------------------------------------------------------------
-palisade_on() { # total policy entries (10 for the two pods + filler on other endpoints)
+# Fills fresh maps for `total` policy entries (10 for the two pods, filler on other
+# endpoints) and attaches; prints what it took.
+palisade_fill() { # total
   rm -rf "$PIN"
   local t0 t1
   t0=$(date +%s%N)
@@ -133,17 +162,23 @@ palisade_on() { # total policy entries (10 for the two pods + filler on other en
   t1=$(date +%s%N)
   echo "load + write $(grep -o '[0-9]*$' "$WORK/setup.out") map entries + attach: $(((t1 - t0) / 1000000)) ms"
 }
-# Removing the pins releases the TCX links (the setup process has exited): programs detach.
-palisade_off() { rm -rf "$PIN"; }
-iptables_on() { # rules [stateless]
+# Re-attaches over the pinned maps (the entries are already there: nothing is rewritten).
+palisade_attach() { "$SETUP" $NODE "$PIN" $HA $HB $(($1 - 10)) >/dev/null; }
+# Removing the pinned links releases them (the setup process has exited): programs detach.
+palisade_detach() { rm -rf "$PIN/links"; }
+iptables_gen() { # rules [stateless] → note
   mkdir -p "$WORK/ipt"
   bash "$BENCH/iptables_ruleset.sh" "$1" "$WORK/ipt" "${2:-0}"
   local t0 t1
   t0=$(date +%s%N)
+  iptables_load
+  t1=$(date +%s%N)
+  iptables_off
+  echo "$(grep -c '^-A' "$WORK/ipt/iptables.restore") rules, $(grep -c '^create' "$WORK/ipt/ipset.restore") ipsets, loaded in $(((t1 - t0) / 1000000)) ms"
+}
+iptables_load() {
   ip netns exec $NODE ipset restore -exist <"$WORK/ipt/ipset.restore"
   ip netns exec $NODE iptables-restore <"$WORK/ipt/iptables.restore"
-  t1=$(date +%s%N)
-  echo "$(grep -c '^-A' "$WORK/ipt/iptables.restore") rules, $(grep -c '^create' "$WORK/ipt/ipset.restore") ipsets, loaded in $(((t1 - t0) / 1000000)) ms"
 }
 iptables_off() {
   printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' |
@@ -157,7 +192,7 @@ iptables_add_pods() {
     for i in $(seq 1 100); do ipset add pbench-granted 172.20.2.$((100 + i)); done
     t1=$(date +%s%N)
     for i in $(seq 1 100); do
-      iptables -I pbench-to-b -s 172.21.2.$((100 + i)) -p tcp --dport 5201 -j ACCEPT
+      iptables -I pbench-to-b -s 172.20.2.$((100 + i)) -p tcp --dport 5201 -j ACCEPT
     done
     t2=$(date +%s%N)
     echo "$(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 ))"'
@@ -165,32 +200,29 @@ iptables_add_pods() {
 
 : >"$WORK/rows.tsv"
 iperf_up
-log "no program (start)"
-measure "no program (start of the run)" ""
 for n in 10 1000 10000 100000; do
   log "palisade, $n entries"
-  note=$(palisade_on "$n")
+  note=$(palisade_fill "$n")
+  STATE=on ON="palisade_attach $n" OFF=palisade_detach
   measure "palisade, $(thousands "$n") policy entries" "$note"
+  rm -rf "$PIN"
 done
-palisade_off
-log "no program (middle)"
-measure "no program (middle of the run)" ""
 for n in 10 1000 10000; do
   log "iptables, $n rules"
-  note=$(iptables_on "$n")
+  note=$(iptables_gen "$n")
+  STATE=off ON=iptables_load OFF=iptables_off
   measure "iptables + ipset, $(thousands "$n") rules (conntrack first)" "$note"
   if [ "$n" = 10000 ]; then
     log "iptables: 100 pods"
+    iptables_load
     read -r ipset_ms naive_ms < <(iptables_add_pods)
+    iptables_off
   fi
-  iptables_off
 done
 log "iptables, stateless"
-note=$(iptables_on 10000 1)
+note=$(iptables_gen 10000 1)
+STATE=off ON=iptables_load OFF=iptables_off
 measure "iptables + ipset, 10,000 rules, no conntrack shortcut" "worst case: every packet walks the chain; $note"
-iptables_off
-log "no program (end)"
-measure "no program (end of the run)" ""
 
 lab_row="| palisade agent | not run (SKIP_LAB=1) | | |"
 if [ "${SKIP_LAB:-0}" != 1 ]; then
@@ -204,14 +236,17 @@ mkdir -p "$(dirname "$OUT")"
   echo "# Datapath benchmark"
   echo
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), $(iptables -V)."
-  echo "Produced by \`bpf/bench/datapath.sh\` in $((SECONDS - STARTED)) s; medians of $REPS runs of ${SECS} s each;"
-  echo "the machine is shared, so read the ratios to \"no program\" measured in the same run."
+  echo "Produced by \`bpf/bench/datapath.sh\` in $((SECONDS - STARTED)) s: $REPS pairs of ${SECS}-second runs per setup and"
+  echo "metric, each run with the setup paired with one without any program or rule, back to back"
+  echo "(ABBA order). The machine is shared (other engineers' builds run meanwhile; load average"
+  echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end), so absolute numbers drift by tens of percent: read the ratios."
   echo
   echo "Pod a → pod b on one node (routed through the node namespace, /32 routes, no bridge)."
   echo "TCP: iperf3, one stream. UDP: iperf3, 64-byte payload, unlimited rate, packets received"
   echo "per second. TCP conn/s: wrk (1 thread, 16 connections) → nginx with \`Connection: close\`,"
   echo "so every request is a new flow (new conntrack entry, full policy evaluation)."
   echo
+  echo "- no program: plain forwarding in the node namespace, no conntrack (no rule uses it)."
   echo "- palisade: the eBPF programs on both host-side veths, entries for the two pods (5 each)"
   echo "  plus filler entries for other endpoints up to the total."
   echo "- iptables + ipset: as Calico/kube-router: FORWARD accepts conntrack ESTABLISHED,RELATED"

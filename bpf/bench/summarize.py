@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Turns the bench's raw rows into the markdown table of bench-results/datapath.md.
 
-Input (stdin): one setup per line, tab-separated: label, TCP Gbit/s runs, UDP kpps runs,
-TCP connections/s runs (each a comma-separated list, "nan" for a failed run), note.
-Lines whose label starts with "no program" are the baseline (measured at the start and the end
-of the same run); ratios are a setup's median over the median of all baseline runs pooled.
+Input (stdin): one setup per line, tab-separated: label; then for TCP Gbit/s, UDP kpps and TCP
+connections/s two comma-separated lists: the setup's runs and the no-program runs paired with
+them (pair k = the k-th of each, measured back to back in ABBA order; "nan" = failed run);
+then a note. A setup's ratio is the median of its per-pair ratios, so drift of the shared
+machine between pairs cancels out.
 """
 import math
 import statistics
@@ -12,49 +13,44 @@ import sys
 
 
 def values(cell):
-    return [float(v) for v in cell.split(",") if v and v != "nan"]
+    return [float(v) for v in cell.split(",") if v]
 
 
-def median(cell):
-    vs = values(cell)
+def median(vs):
+    vs = [v for v in vs if not math.isnan(v)]
     return statistics.median(vs) if vs else math.nan
 
 
-def fmt(value, digits):
-    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+def cell(on, off, digits):
+    """`setup (no program) ratio` for one metric."""
+    ons, offs = values(on), values(off)
+    ratios = [a / b for a, b in zip(ons, offs) if b > 0 and not math.isnan(a / b)]
+    ratio = f"{100 * median(ratios):.0f}%" if ratios else "–"
+    m_on, m_off = median(ons), median(offs)
+    fmt = lambda v: "–" if math.isnan(v) else f"{v:.{digits}f}"  # noqa: E731
+    return f"{fmt(m_on)} ({fmt(m_off)}) | {ratio}"
 
 
-def ratio(value, base):
-    if math.isnan(value) or math.isnan(base) or base == 0:
-        return "–"
-    return f"{100 * value / base:.0f}%"
-
-
-def runs(cell, digits):
-    return " / ".join(
-        "fail" if v == "nan" else f"{float(v):.{digits}f}" for v in cell.split(",") if v
+def runs(on, off, digits):
+    return ", ".join(
+        f"{a:.{digits}f}/{b:.{digits}f}" for a, b in zip(values(on), values(off))
     )
 
 
 def main():
     rows = [line.rstrip("\n").split("\t") for line in sys.stdin if line.strip()]
-    baselines = [r for r in rows if r[0].startswith("no program")]
-    base = [median(",".join(r[col] for r in baselines)) for col in (1, 2, 3)]
-    print("Ratios are to the median of all no-program runs (start and end pooled).")
+    print("Each cell: median with the setup (median of the paired runs without any program or")
+    print("rule); the ratio is the median of the per-pair ratios.")
     print()
-    print("| setup | TCP Gbit/s | vs none | UDP 64 B kpps | vs none | TCP conn/s | vs none | note |")
+    print("| setup | TCP Gbit/s | TCP ratio | UDP 64 B kpps | UDP ratio | TCP conn/s | conn/s ratio | note |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for label, tcp, udp, crr, note in rows:
-        t, u, c = median(tcp), median(udp), median(crr)
-        print(
-            f"| {label} | {fmt(t, 2)} | {ratio(t, base[0])} | {fmt(u, 0)} | {ratio(u, base[1])}"
-            f" | {fmt(c, 0)} | {ratio(c, base[2])} | {note} |"
-        )
+    for label, t1, t0, u1, u0, c1, c0, note in rows:
+        print(f"| {label} | {cell(t1, t0, 2)} | {cell(u1, u0, 0)} | {cell(c1, c0, 0)} | {note} |")
     print()
-    print("<details><summary>every run (TCP Gbit/s; UDP kpps; conn/s)</summary>")
+    print("<details><summary>every pair (with / without)</summary>")
     print()
-    for label, tcp, udp, crr, _ in rows:
-        print(f"- {label}: {runs(tcp, 2)}; {runs(udp, 0)}; {runs(crr, 0)}")
+    for label, t1, t0, u1, u0, c1, c0, _ in rows:
+        print(f"- {label}: TCP {runs(t1, t0, 2)}; UDP {runs(u1, u0, 0)}; conn/s {runs(c1, c0, 0)}")
     print()
     print("</details>")
 
