@@ -144,8 +144,12 @@ fn parse_document(
         field: field.to_string(),
         message,
     };
-    let header: Header = serde_yaml_ng::from_str(doc.text)
-        .map_err(|e| LoadError::yaml_in_document(path, &e, doc.line_offset, ""))?;
+    let header: Header = serde_yaml_ng::from_str(doc.text).map_err(|e| {
+        refine(
+            LoadError::yaml_in_document(path, &e, doc.line_offset, ""),
+            doc,
+        )
+    })?;
     let kind = header.kind.unwrap_or_default();
     let api = header.api_version.unwrap_or_default();
     let location = SourceLocation::at(path, first_line, 1);
@@ -155,7 +159,7 @@ fn parse_document(
                 return Err(at(first_line, "apiVersion", format!("{kind} needs apiVersion cilium.io/v2, got {api:?}")));
             }
             let p: CiliumPolicy = serde_yaml_ng::from_str(doc.text)
-                .map_err(|e| LoadError::yaml_in_document(path, &e, doc.line_offset, ""))?;
+                .map_err(|e| refine(LoadError::yaml_in_document(path, &e, doc.line_offset, ""), doc))?;
             let clusterwide = kind == "CiliumClusterwideNetworkPolicy";
             let ctx = CheckCtx { path, doc };
             check_cilium(&p, clusterwide, &ctx, warnings)?;
@@ -177,7 +181,7 @@ fn parse_document(
                 return Err(at(first_line, "apiVersion", format!("NetworkPolicy needs apiVersion networking.k8s.io/v1, got {api:?}")));
             }
             let p: KubernetesPolicy = serde_yaml_ng::from_str(doc.text)
-                .map_err(|e| LoadError::yaml_in_document(path, &e, doc.line_offset, ""))?;
+                .map_err(|e| refine(LoadError::yaml_in_document(path, &e, doc.line_offset, ""), doc))?;
             if p.metadata.name.is_empty() {
                 return Err(at(first_line, "metadata.name", "required".into()));
             }
@@ -195,6 +199,39 @@ fn parse_document(
             "kind",
             format!("unsupported kind {other:?}: expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy"),
         )),
+    }
+}
+
+/// Points a value error at the bad value itself: serde reports the enclosing list or map, so
+/// when the message quotes the value (`invalid CIDR "10.0.0.0/33"`), find it from the reported
+/// line on and use its line and column.
+fn refine(err: LoadError, doc: &DocText<'_>) -> LoadError {
+    let LoadError::Invalid {
+        mut location,
+        field,
+        message,
+    } = err
+    else {
+        return err;
+    };
+    let quoted = message.split('"').nth(1).filter(|q| !q.is_empty());
+    if let (Some(value), Some(line)) = (quoted, location.line) {
+        let from = line.saturating_sub(doc.line_offset + 1);
+        let hit = doc
+            .text
+            .lines()
+            .enumerate()
+            .skip(from)
+            .find_map(|(i, l)| l.find(value).map(|c| (i, c)));
+        if let Some((i, col)) = hit {
+            location.line = Some(doc.line_offset + i + 1);
+            location.column = Some(col + 1);
+        }
+    }
+    LoadError::Invalid {
+        location,
+        field,
+        message,
     }
 }
 
@@ -229,9 +266,22 @@ impl CheckCtx<'_> {
             .unwrap_or_else(|| first_content_line(self.doc))
     }
 
+    /// Location of the `nth` `key:` (line, and the key's column on it).
+    fn at(&self, key: &str, nth: usize) -> SourceLocation {
+        let line = self.line_of(key, nth);
+        let text = self
+            .doc
+            .text
+            .lines()
+            .nth(line.saturating_sub(self.doc.line_offset + 1))
+            .unwrap_or("");
+        let col = text.find(key).map(|c| c + 1).unwrap_or(1);
+        SourceLocation::at(self.path, line, col)
+    }
+
     fn error(&self, key: &str, nth: usize, field: String, message: String) -> LoadError {
         LoadError::Invalid {
-            location: SourceLocation::at(self.path, self.line_of(key, nth), 1),
+            location: self.at(key, nth),
             field,
             message,
         }
@@ -348,7 +398,7 @@ fn check_cilium(
                 None => ("spec", "egress"),
             };
             warnings.push(Warning {
-                location: SourceLocation::at(ctx.path, ctx.line_of(key, n), 1),
+                location: ctx.at(key, n),
                 field: match named {
                     Some(k) => format!("{field}.{k}"),
                     None => field.clone(),

@@ -60,6 +60,15 @@ fn cross_field_checks() {
 }
 
 #[test]
+fn bad_list_element_points_at_its_own_line() {
+    let body = "  egress:\n  - toCIDR:\n    - 192.168.10.100/32\n    - 10.0.0.0/33\n";
+    let (line, field, msg) = err(&format!("{HEAD}{body}"));
+    assert!(field.starts_with("spec.egress[0].toCIDR"), "{field}");
+    assert!(msg.contains("10.0.0.0/33"), "{msg}");
+    assert_eq!(line, 9, "the bad element's own line");
+}
+
+#[test]
 fn multi_document_lines_are_absolute() {
     let good = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: ok}\nspec:\n  endpointSelector: {}\n  egress: [{}]\n";
     let bad = format!("{HEAD}  egress:\n  - toCIDR: [nope]\n");
