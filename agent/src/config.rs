@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -57,6 +58,18 @@ pub struct ProxySection {
     /// `embedded`: inside the agent.
     #[serde(default = "external")]
     pub mode: ProxyMode,
+    /// Time to receive a request's headers before the connection is closed (slowloris).
+    #[serde(default = "ms_10s")]
+    pub header_timeout_ms: u64,
+    /// Largest request head in bytes (larger gets 431).
+    #[serde(default = "max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Concurrent client connections.
+    #[serde(default = "max_connections")]
+    pub max_connections: usize,
+    /// Time to connect upstream.
+    #[serde(default = "ms_5s")]
+    pub connect_timeout_ms: u64,
 }
 
 /// Where the proxies run.
@@ -78,6 +91,10 @@ impl Default for ProxySection {
         ProxySection {
             http_port: http_port(),
             mode: ProxyMode::External,
+            header_timeout_ms: ms_10s(),
+            max_header_bytes: max_header_bytes(),
+            max_connections: max_connections(),
+            connect_timeout_ms: ms_5s(),
         }
     }
 }
@@ -101,6 +118,12 @@ pub struct DnsSection {
     /// How long an answer waits for the maps to be written, in milliseconds.
     #[serde(default = "learn_timeout")]
     pub learn_timeout_ms: u64,
+    /// Queries in flight at once; more get SERVFAIL at once.
+    #[serde(default = "max_in_flight")]
+    pub max_in_flight: usize,
+    /// Time to wait for the upstream resolver (then SERVFAIL).
+    #[serde(default = "ms_5s")]
+    pub upstream_timeout_ms: u64,
 }
 
 impl Default for DnsSection {
@@ -111,6 +134,8 @@ impl Default for DnsSection {
             min_ttl: 0,
             max_ips_per_name: max_ips(),
             learn_timeout_ms: learn_timeout(),
+            max_in_flight: max_in_flight(),
+            upstream_timeout_ms: ms_5s(),
         }
     }
 }
@@ -161,6 +186,21 @@ fn max_ips() -> usize {
 fn learn_timeout() -> u64 {
     1000
 }
+fn ms_10s() -> u64 {
+    10_000
+}
+fn ms_5s() -> u64 {
+    5_000
+}
+fn max_header_bytes() -> usize {
+    60 * 1024
+}
+fn max_connections() -> usize {
+    10_000
+}
+fn max_in_flight() -> usize {
+    1024
+}
 
 impl Config {
     /// Reads, validates and resolves relative paths.
@@ -196,6 +236,40 @@ impl Config {
             );
         }
         Ok(c)
+    }
+
+    /// The HTTP proxy's settings.
+    pub fn http_proxy(&self) -> palisade_proxy::ProxyConfig {
+        let p = &self.proxy;
+        palisade_proxy::ProxyConfig {
+            listen: ([0, 0, 0, 0], p.http_port).into(),
+            transparent: true,
+            limits: palisade_proxy::Limits {
+                header_timeout: Duration::from_millis(p.header_timeout_ms),
+                max_header_bytes: p.max_header_bytes,
+                max_connections: p.max_connections,
+                connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+                ..palisade_proxy::Limits::default()
+            },
+            ..palisade_proxy::ProxyConfig::default()
+        }
+    }
+
+    /// The DNS proxy's settings.
+    pub fn dns_proxy(&self) -> palisade_dnsproxy::DnsProxyConfig {
+        let d = &self.dns_proxy;
+        palisade_dnsproxy::DnsProxyConfig {
+            listen_port: d.port,
+            reject: if d.reject_code == "nameError" {
+                palisade_dnsproxy::RejectCode::NameError
+            } else {
+                palisade_dnsproxy::RejectCode::Refused
+            },
+            learn_timeout: Duration::from_millis(d.learn_timeout_ms),
+            upstream_timeout: Duration::from_millis(d.upstream_timeout_ms),
+            max_in_flight: d.max_in_flight,
+            ..palisade_dnsproxy::DnsProxyConfig::default()
+        }
     }
 
     /// The metrics address, `None` when disabled.

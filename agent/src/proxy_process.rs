@@ -11,16 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use palisade_dnsproxy::{
-    DnsProxyConfig, DnsSnapshot, FqdnLearner, LearnError, LearnedAnswer, RejectCode,
-};
-use palisade_proxy::{PolicySnapshot, ProxyConfig};
+use palisade_dnsproxy::{DnsSnapshot, FqdnLearner, LearnError, LearnedAnswer};
+use palisade_proxy::PolicySnapshot;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::proxy_link::{send, Reader, ToAgent, ToProxy};
+
+/// A learn request and who waits for its outcome.
+type Pending = (LearnedAnswer, oneshot::Sender<Result<(), LearnError>>);
 
 /// Learn requests kept while no agent is connected.
 const MAX_PENDING: usize = 10_000;
@@ -37,9 +38,7 @@ struct Link {
     /// Learn requests not yet acknowledged by an agent. They outlive the DNS answer they came
     /// from (which the proxy releases after its learn timeout), so an agent that comes back
     /// still writes them; the oldest are dropped past [`MAX_PENDING`].
-    pending: Mutex<
-        std::collections::BTreeMap<u64, (LearnedAnswer, oneshot::Sender<Result<(), LearnError>>)>,
-    >,
+    pending: Mutex<std::collections::BTreeMap<u64, Pending>>,
     next_id: AtomicU64,
 }
 
@@ -113,24 +112,11 @@ async fn run(config: Config) -> Result<()> {
     };
 
     let (hflow_tx, mut hflow_rx) = mpsc::channel(4096);
-    let proxy = palisade_proxy::Proxy::bind(ProxyConfig {
-        listen: ([0, 0, 0, 0], config.proxy.http_port).into(),
-        transparent: true,
-        ..ProxyConfig::default()
-    })
-    .context("starting the HTTP proxy")?;
+    let proxy =
+        palisade_proxy::Proxy::bind(config.http_proxy()).context("starting the HTTP proxy")?;
     let (dflow_tx, mut dflow_rx) = mpsc::channel(4096);
-    let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(DnsProxyConfig {
-        listen_port: config.dns_proxy.port,
-        reject: if config.dns_proxy.reject_code == "nameError" {
-            RejectCode::NameError
-        } else {
-            RejectCode::Refused
-        },
-        learn_timeout: Duration::from_millis(config.dns_proxy.learn_timeout_ms),
-        ..DnsProxyConfig::default()
-    })
-    .context("starting the DNS proxy")?;
+    let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(config.dns_proxy())
+        .context("starting the DNS proxy")?;
 
     let applied = proxy.applied_revision();
     let mut tasks = tokio::task::JoinSet::new();

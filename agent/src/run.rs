@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use palisade_api::Metrics;
-use palisade_dnsproxy::{DnsProxyConfig, FqdnLearner, LearnError, LearnedAnswer, RejectCode};
-use palisade_proxy::ProxyConfig;
+use palisade_dnsproxy::{FqdnLearner, LearnError, LearnedAnswer};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, ProxyMode};
@@ -87,23 +86,10 @@ async fn run(config: Config, config_path: std::path::PathBuf) -> Result<()> {
     match config.proxy.mode {
         ProxyMode::Embedded => {
             // Proxies first, so redirect entries never point at a missing listener.
-            let proxy = palisade_proxy::Proxy::bind(ProxyConfig {
-                listen: ([0, 0, 0, 0], config.proxy.http_port).into(),
-                transparent: true,
-                ..ProxyConfig::default()
-            })
-            .context("starting the HTTP proxy")?;
-            let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(DnsProxyConfig {
-                listen_port: config.dns_proxy.port,
-                reject: if config.dns_proxy.reject_code == "nameError" {
-                    RejectCode::NameError
-                } else {
-                    RejectCode::Refused
-                },
-                learn_timeout: Duration::from_millis(config.dns_proxy.learn_timeout_ms),
-                ..DnsProxyConfig::default()
-            })
-            .context("starting the DNS proxy")?;
+            let proxy = palisade_proxy::Proxy::bind(config.http_proxy())
+                .context("starting the HTTP proxy")?;
+            let dns = palisade_dnsproxy::server::BoundDnsProxy::bind(config.dns_proxy())
+                .context("starting the DNS proxy")?;
             tasks.spawn(
                 proxy
                     .serve(agent.http_snapshots.subscribe(), http_tx, stopped())
