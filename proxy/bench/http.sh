@@ -39,7 +39,23 @@ ip netns exec "$S" iptables -t mangle -A PREROUTING -i eth0 -p tcp --dport 80 \
 ip -n "$S" rule add fwmark 0x200/0xf00 lookup 2004 pref 9
 ip -n "$S" route add local 0.0.0.0/0 dev lo table 2004
 
-# Backend on :80 (behind palisade) and :8080 (direct, nginx, haproxy); nginx as a proxy on :8081.
+# Backend (its own nginx, one worker) on :80 behind palisade and on :8080 for the others; nginx
+# as a proxy is a second instance on :8081 so it does not share a worker with the backend.
+cat >"$WORK/backend.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/backend.pid;
+error_log $WORK/backend.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  server {
+    listen 80; listen 8080;
+    location / { return 200 "<html><body><h1>Hello from \$uri</h1></body></html>"; }
+  }
+}
+NGINX
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -48,15 +64,11 @@ error_log $WORK/nginx.err;
 events { worker_connections 4096; }
 http {
   access_log off;
-  default_type text/html;
   upstream backend { server $SERVER:8080; keepalive 64; }
-  server {
-    listen 80; listen 8080;
-    location / { return 200 "<html><body><h1>Hello from \$uri</h1></body></html>"; }
-  }
   server {
     listen 8081;
     location = /public {
+      limit_except GET { deny all; }
       proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
     }
     location / { default_type text/plain; return 403 "Access denied\r\n"; }
@@ -80,8 +92,10 @@ backend be
   server s1 $SERVER:8080
 HAPROXY
 
-ip netns exec "$S" nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
-ip netns exec "$S" haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & PIDS+=($!)
+# `ip netns exec` execs its command, so $! is the server's own pid.
+ip netns exec "$S" nginx -c "$WORK/backend.conf" -p "$WORK" & BACKEND=$!; PIDS+=($BACKEND)
+ip netns exec "$S" nginx -c "$WORK/nginx.conf" -p "$WORK" & NGINX=$!; PIDS+=($NGINX)
+ip netns exec "$S" haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & HAPROXY=$!; PIDS+=($HAPROXY)
 
 snapshot() { # $1 = number of rules (GET /public is the last one)
   python3 - "$1" <<'PY'
@@ -103,39 +117,75 @@ wait_port() { # $1 = port
   echo "port $1 never answered" >&2; return 1
 }
 
-bench() { # $1 = label, $2 = port
-  local out
+worker() { # $1 = nginx master pid -> its single worker
+  for _ in $(seq 1 50); do pgrep -P "$1" && return 0; sleep 0.1; done
+  echo "no worker under nginx $1" >&2; return 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
+
+expect_deny() { # $1 = label, $2 = port
+  local code
+  code=$(ip netns exec "$C" curl -s -o /dev/null -w '%{http_code}' "http://$SERVER:$2/private")
+  [ "$code" = 403 ] || echo "$1 answered $code to /private, not 403" >&2
+  code=$(ip netns exec "$C" curl -s -o /dev/null -w '%{http_code}' -X POST "http://$SERVER:$2/public")
+  [ "$code" = 403 ] || echo "$1 answered $code to POST /public, not 403" >&2
+}
+
+bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
+  local out t0 t1 rps p50 p99 reqs cpu
   wait_port "$2"
+  t0=$(cpu_ticks "$3")
   out=$(ip netns exec "$C" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://$SERVER:$2/public")
-  local rps p50 p99
+  t1=$(cpu_ticks "$3")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  echo "| $1 | $rps | $p50 | $p99 |" | tee -a "$WORK/rows"
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
+    'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  echo "$1 $rps" >>"$WORK/rps"
+  echo "| $1 | $rps | $p50 | $p99 | $cpu |" | tee -a "$WORK/rows"
+}
+
+palisade() { # $1 = number of rules
+  local pid
+  snapshot "$1" >"$WORK/snap.json"
+  ip netns exec "$S" "$PROXY_BIN" "$WORK/snap.json" 0.0.0.0:15001 >/dev/null & pid=$!
+  bench "palisade-$1" 80 "$pid"
+  expect_deny "palisade" 80
+  kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
 : >"$WORK/rows"
-bench "direct (nginx backend)" 8080
-for n in 1 100 1000; do
-  snapshot "$n" >"$WORK/snap.json"
-  TOKIO_WORKER_THREADS=1 ip netns exec "$S" "$PROXY_BIN" "$WORK/snap.json" 0.0.0.0:15001 >/dev/null & pid=$!
-  bench "palisade, $n rules" 80
-  [ "$(ip netns exec "$C" curl -s -o /dev/null -w '%{http_code}' "http://$SERVER/private")" = 403 ] \
-    || echo "palisade did not deny /private" >&2
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-done
-bench "nginx, 1 rule" 8081
-bench "haproxy, 1 rule" 8082
+: >"$WORK/rps"
+BACKEND_W=$(worker "$BACKEND")
+NGINX_W=$(worker "$NGINX")
+bench "direct" 8080 "$BACKEND_W"
+# The compared setups back to back, so they see the same machine load.
+palisade 1
+bench "nginx" 8081 "$NGINX_W"
+expect_deny "nginx" 8081
+bench "haproxy" 8082 "$HAPROXY"
+expect_deny "haproxy" 8082
+palisade 100
+palisade 1000
 
+ratio() { awk -v a="$1" -v b="$2" '$1 == a {x = $2} $1 == b {y = $2} END { printf "%.2f", x / y }' "$WORK/rps"; }
 mkdir -p bench-results
 {
   echo "# HTTP proxy benchmark"
   echo
-  echo "wrk -t1 -c$CONNS -d$DURATION, HTTP/1.1 keep-alive, GET /public (allowed); one worker thread"
-  echo "per proxy; $(nproc) cores shared by client, proxy and backend; $(date -u +%F)."
+  echo "wrk -t1 -c$CONNS -d$DURATION, HTTP/1.1 keep-alive, GET /public (allowed; other paths and"
+  echo "methods get 403); one worker thread per proxy, backend a separate one-worker nginx; $(nproc)"
+  echo "cores shared by client, proxy and backend; $(date -u +%F). CPU = proxy process user+system"
+  echo "time per request (for direct: the backend's)."
   echo
-  echo "| setup | req/s | p50 | p99 |"
-  echo "| --- | --- | --- | --- |"
+  echo "| setup | req/s | p50 | p99 | CPU µs/req |"
+  echo "| --- | --- | --- | --- | --- |"
   cat "$WORK/rows"
+  echo
+  echo "palisade-1 / nginx: $(ratio palisade-1 nginx)x req/s; palisade-1 / haproxy: $(ratio palisade-1 haproxy)x req/s;"
+  echo "palisade-1000 / palisade-1: $(ratio palisade-1000 palisade-1)x."
 } >bench-results/http.md
-echo "wrote bench-results/http.md"
+cat bench-results/http.md
