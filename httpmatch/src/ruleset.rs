@@ -95,6 +95,31 @@ struct FieldSet {
     wildcard: Bitset,
 }
 
+impl FieldSet {
+    /// Keeps in `candidates` only the rules whose pattern for this field matches `value` (or
+    /// that leave the field unset); `scratch` is reused across fields to avoid an allocation each.
+    fn narrow(&self, value: &str, candidates: &mut Bitset, scratch: &mut Bitset) {
+        match self.rules_of.len() {
+            // Every rule leaves the field unset.
+            0 => {}
+            // One distinct pattern (the usual small policy): a plain match, no match set.
+            1 => {
+                if !self.set.is_match(value) {
+                    candidates.and(&self.wildcard);
+                }
+            }
+            _ => {
+                scratch.words.clear();
+                scratch.words.extend_from_slice(&self.wildcard.words);
+                for pattern in self.set.matches(value).iter() {
+                    scratch.or(&self.rules_of[pattern]);
+                }
+                candidates.and(scratch);
+            }
+        }
+    }
+}
+
 /// A `headerMatches` entry, compiled.
 #[derive(Debug, Clone)]
 struct CompiledHeaderMatch {
@@ -150,12 +175,9 @@ impl HttpRuleSet {
     pub fn check(&self, req: &RequestView<'_>) -> Decision {
         let mut candidates = Bitset::full(self.rules.len());
         let values = [req.method, req.path, req.host];
+        let mut scratch = Bitset::empty(0);
         for (field, value) in self.fields.iter().zip(values) {
-            let mut hit = field.wildcard.clone();
-            for pattern in field.set.matches(value).iter() {
-                hit.or(&field.rules_of[pattern]);
-            }
-            candidates.and(&hit);
+            field.narrow(value, &mut candidates, &mut scratch);
         }
         for idx in candidates.iter() {
             if let Some(actions) = self.rules[idx].check_headers(req.headers) {
