@@ -83,6 +83,7 @@ async fn run(config: Config, config_path: std::path::PathBuf) -> Result<()> {
     let (http_tx, http_rx) = mpsc::channel(4096);
     let (dns_tx, dns_rx) = mpsc::channel(4096);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut proxy_connected = None;
     match config.proxy.mode {
         ProxyMode::Embedded => {
             // Proxies first, so redirect entries never point at a missing listener.
@@ -106,15 +107,27 @@ async fn run(config: Config, config_path: std::path::PathBuf) -> Result<()> {
             );
         }
         ProxyMode::External => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            proxy_connected = Some(rx);
             tasks.spawn(proxy_client::run(
                 agent.clone(),
                 config_path,
                 http_tx,
                 dns_tx,
+                tx,
             ));
         }
     }
 
+    if let Some(rx) = proxy_connected {
+        // Redirect entries must find the proxies listening: wait (bounded) for the process.
+        if tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .is_err()
+        {
+            tracing::error!("the proxy process is not up; applying policy anyway");
+        }
+    }
     let a = agent.clone();
     tokio::task::spawn_blocking(move || a.reload(true)).await?;
 

@@ -61,9 +61,19 @@ pub async fn run(
     config_path: std::path::PathBuf,
     http_flows: mpsc::Sender<HttpFlowRecord>,
     dns_flows: mpsc::Sender<DnsFlowRecord>,
+    connected: tokio::sync::oneshot::Sender<()>,
 ) {
+    let mut connected = Some(connected);
     loop {
-        match session(&agent, &config_path, &http_flows, &dns_flows).await {
+        match session(
+            &agent,
+            &config_path,
+            &http_flows,
+            &dns_flows,
+            &mut connected,
+        )
+        .await
+        {
             Ok(()) => tracing::warn!("proxy link closed; reconnecting"),
             Err(e) => tracing::error!("proxy link: {e:#}"),
         }
@@ -76,6 +86,7 @@ async fn session(
     config_path: &Path,
     http_flows: &mpsc::Sender<HttpFlowRecord>,
     dns_flows: &mpsc::Sender<DnsFlowRecord>,
+    connected: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
     let stream = connect(agent, config_path).await?;
     let (r, mut w) = stream.into_split();
@@ -89,6 +100,9 @@ async fn session(
     let mut http = agent.http_snapshots.subscribe();
     let mut dns = agent.dns_snapshots.subscribe();
     // Whatever is in force now goes first.
+    if let Some(tx) = connected.take() {
+        let _ = tx.send(());
+    }
     let first_http = (**http.borrow_and_update()).clone();
     let first_dns = (**dns.borrow_and_update()).clone();
     send(
