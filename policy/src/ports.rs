@@ -41,6 +41,19 @@ pub fn match_prefix_len(key_proto: u8, start: u16, end: u16, proto: u8, port: u1
         .map(|(_, bits)| 8 + bits as u32)
 }
 
+/// The name of an IP protocol number as users write it (`TCP`, `ICMP`; `ANY` for 0).
+pub fn proto_name(p: u8) -> String {
+    match p {
+        0 => "ANY".into(),
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "ICMPv6".into(),
+        132 => "SCTP".into(),
+        n => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

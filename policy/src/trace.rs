@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::fqdn::FqdnSelector;
 use crate::identity;
 use crate::labels::display_set;
+use crate::ports::proto_name;
 use crate::resolve::{DirectionPolicy, L7Kind, Lookup, Resolver, Verdict};
 
 /// An HTTP request to evaluate against L7 rules.
@@ -115,17 +116,6 @@ fn peer(engine: &Engine, ep: &str) -> Result<Peer, TraceError> {
         identity: e.identity,
         endpoint: Some(name),
     })
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        132 => "SCTP".into(),
-        1 => "ICMP".into(),
-        58 => "ICMPv6".into(),
-        n => n.to_string(),
-    }
 }
 
 /// Traces one flow.

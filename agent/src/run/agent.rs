@@ -248,7 +248,11 @@ impl Agent {
         if let Ok(len) = inner.datapath.policy_map_len() {
             let capacity = palisade_bpf::policy_map_capacity();
             if len * 10 > capacity * 9 {
-                tracing::warn!(len, capacity, "policy map is over 90% full; a revision that does not fit will be refused");
+                tracing::warn!(
+                    len,
+                    capacity,
+                    "policy map is over 90% full; a revision that does not fit will be refused"
+                );
             }
             self.metrics
                 .bpf_map_entries

@@ -16,6 +16,8 @@ use palisade_policy::resolve::{DirectionPolicy, L7Kind, Verdict};
 use palisade_policy::Engine;
 use tokio::sync::broadcast;
 
+use palisade_policy::ports::proto_name;
+
 use super::agent::{Agent, Inner};
 
 /// The API backed by the running agent.
@@ -26,18 +28,6 @@ fn labels(alloc: &Allocator, id: u32) -> Vec<String> {
         .get(id)
         .map(|i| i.labels.iter().map(|l| l.to_string()).collect())
         .unwrap_or_default()
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        0 => "ANY".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        132 => "SCTP".into(),
-        1 => "ICMP".into(),
-        58 => "ICMPv6".into(),
-        n => n.to_string(),
-    }
 }
 
 fn endpoint_view(e: &Endpoint) -> EndpointView {

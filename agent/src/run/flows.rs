@@ -9,23 +9,14 @@ use palisade_dnsproxy::DnsFlowRecord;
 use palisade_proxy::HttpFlowRecord;
 use tokio::sync::mpsc;
 
+use palisade_policy::ports::proto_name;
+
 use super::agent::Agent;
 
 fn now_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        132 => "SCTP".into(),
-        1 => "ICMP".into(),
-        58 => "ICMPv6".into(),
-        n => n.to_string(),
-    }
 }
 
 fn reason_name(r: DropReason) -> &'static str {
