@@ -280,6 +280,43 @@ fn peers_of(present: bool, has_ports: bool, selectors: Vec<PeerSelector>) -> Pee
     }
 }
 
+/// The peer fields ingress and egress rules share (`from*` or `to*`).
+struct CommonPeers<'a> {
+    endpoints: Option<&'a Vec<LabelSelectorSpec>>,
+    cidr: Option<&'a Vec<crate::values::Cidr>>,
+    cidr_set: Option<&'a Vec<CidrRule>>,
+    entities: Option<&'a Vec<Entity>>,
+    nodes: Option<&'a Vec<LabelSelectorSpec>>,
+}
+
+impl CommonPeers<'_> {
+    /// Whether any of these fields is present, and their selectors.
+    fn selectors(
+        &self,
+        p: &LoadedPolicy,
+        inputs: &mut IdentityInputs,
+    ) -> (bool, Vec<PeerSelector>) {
+        let present = self.endpoints.is_some()
+            || self.cidr.is_some()
+            || self.cidr_set.is_some()
+            || self.entities.is_some()
+            || self.nodes.is_some();
+        let mut sel = endpoint_selectors(self.endpoints.map(Vec::as_slice).unwrap_or_default(), p);
+        sel.extend(cidr_selectors(self.cidr, self.cidr_set, inputs));
+        sel.extend(
+            self.entities
+                .into_iter()
+                .flatten()
+                .map(|e| PeerSelector::Entity(*e)),
+        );
+        for n in self.nodes.into_iter().flatten() {
+            inputs.node_selectors_used = true;
+            sel.push(PeerSelector::Nodes(Selector::compile(n, None)));
+        }
+        (present, sel)
+    }
+}
+
 fn ingress_rule(
     r: &IngressRule,
     deny: bool,
@@ -287,31 +324,14 @@ fn ingress_rule(
     origin: Origin,
     inputs: &mut IdentityInputs,
 ) -> PeerRule {
-    let present = r.from_endpoints.is_some()
-        || r.from_cidr.is_some()
-        || r.from_cidr_set.is_some()
-        || r.from_entities.is_some()
-        || r.from_nodes.is_some();
-    let mut sel = Vec::new();
-    sel.extend(endpoint_selectors(
-        r.from_endpoints.as_deref().unwrap_or_default(),
-        p,
-    ));
-    sel.extend(cidr_selectors(
-        r.from_cidr.as_ref(),
-        r.from_cidr_set.as_ref(),
-        inputs,
-    ));
-    sel.extend(
-        r.from_entities
-            .iter()
-            .flatten()
-            .map(|e| PeerSelector::Entity(*e)),
-    );
-    for n in r.from_nodes.iter().flatten() {
-        inputs.node_selectors_used = true;
-        sel.push(PeerSelector::Nodes(Selector::compile(n, None)));
-    }
+    let common = CommonPeers {
+        endpoints: r.from_endpoints.as_ref(),
+        cidr: r.from_cidr.as_ref(),
+        cidr_set: r.from_cidr_set.as_ref(),
+        entities: r.from_entities.as_ref(),
+        nodes: r.from_nodes.as_ref(),
+    };
+    let (present, sel) = common.selectors(p, inputs);
     let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref());
     PeerRule {
         peers: peers_of(present, ports.is_some(), sel),
@@ -329,33 +349,15 @@ fn egress_rule(
     topo: &Topology,
     inputs: &mut IdentityInputs,
 ) -> PeerRule {
-    let present = r.to_endpoints.is_some()
-        || r.to_cidr.is_some()
-        || r.to_cidr_set.is_some()
-        || r.to_entities.is_some()
-        || r.to_services.is_some()
-        || r.to_fqdns.is_some()
-        || r.to_nodes.is_some();
-    let mut sel = Vec::new();
-    sel.extend(endpoint_selectors(
-        r.to_endpoints.as_deref().unwrap_or_default(),
-        p,
-    ));
-    sel.extend(cidr_selectors(
-        r.to_cidr.as_ref(),
-        r.to_cidr_set.as_ref(),
-        inputs,
-    ));
-    sel.extend(
-        r.to_entities
-            .iter()
-            .flatten()
-            .map(|e| PeerSelector::Entity(*e)),
-    );
-    for n in r.to_nodes.iter().flatten() {
-        inputs.node_selectors_used = true;
-        sel.push(PeerSelector::Nodes(Selector::compile(n, None)));
-    }
+    let common = CommonPeers {
+        endpoints: r.to_endpoints.as_ref(),
+        cidr: r.to_cidr.as_ref(),
+        cidr_set: r.to_cidr_set.as_ref(),
+        entities: r.to_entities.as_ref(),
+        nodes: r.to_nodes.as_ref(),
+    };
+    let (common_present, mut sel) = common.selectors(p, inputs);
+    let present = common_present || r.to_services.is_some() || r.to_fqdns.is_some();
     for f in r.to_fqdns.iter().flatten() {
         inputs.fqdn_selectors.insert(f.0.clone());
         sel.push(PeerSelector::Fqdn(f.0.clone()));
