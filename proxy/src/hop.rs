@@ -3,8 +3,9 @@
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Version};
 
-/// Headers that describe one connection and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Headers that describe one connection and must not be forwarded (a `static`: a `const`
+/// array would be built and dropped at every use).
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

@@ -115,6 +115,11 @@ fn s9_public_page_exact_403_and_keep_alive_after_deny() {
         vec!["/public", "/public"],
         "the denied request never reached the upstream"
     );
+    let upstream_peers: Vec<_> = lab.seen().iter().map(|s| s.peer).collect();
+    assert_eq!(
+        upstream_peers[0], upstream_peers[1],
+        "both allowed requests of the keep-alive client rode one upstream connection"
+    );
     assert!(
         lab.ns.marked_packets("0xa00") > 0,
         "ingress-decided upstream traffic carries mark 0xa00"

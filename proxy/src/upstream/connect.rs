@@ -7,7 +7,11 @@ use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Connects to `dst` from a socket carrying `mark`.
-pub(crate) async fn connect(dst: SocketAddr, mark: u32, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) async fn connect(
+    dst: SocketAddr,
+    mark: u32,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
     let socket = match dst {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,

@@ -24,6 +24,8 @@ pub struct Seen {
     pub version: http::Version,
     /// Headers.
     pub headers: http::HeaderMap,
+    /// Source address of the upstream connection it came on (tells connections apart).
+    pub peer: std::net::SocketAddr,
 }
 
 /// A running proxy + upstream in a namespace pair.
@@ -149,15 +151,16 @@ impl Drop for Lab {
 }
 
 /// The service pod: answers `<html><body><h1>Hello from PATH</h1></body></html>` over HTTP/1.1
-/// or HTTP/2 and echoes WebSocket-style upgrades.
+/// or HTTP/2, echoes WebSocket-style upgrades, and closes its connection after answering a
+/// request that carries `x-close`.
 async fn serve_upstream(listener: tokio::net::TcpListener, seen: Arc<Mutex<Vec<Seen>>>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let seen = seen.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| page(req, seen.clone()));
+            let service = hyper::service::service_fn(move |req| page(req, peer, seen.clone()));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -168,6 +171,7 @@ async fn serve_upstream(listener: tokio::net::TcpListener, seen: Arc<Mutex<Vec<S
 
 async fn page(
     mut req: Request<Incoming>,
+    peer: std::net::SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req
@@ -180,6 +184,7 @@ async fn page(
         path: path.clone(),
         version: req.version(),
         headers: req.headers().clone(),
+        peer,
     });
     if req.headers().contains_key(http::header::UPGRADE) {
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -197,10 +202,16 @@ async fn page(
             .insert("upgrade", "echo".parse().expect("value"));
         return Ok(resp);
     }
+    let close = req.headers().contains_key("x-close");
     let _ = req.into_body().collect().await?;
-    Ok(Response::new(Full::new(Bytes::from(format!(
+    let mut resp = Response::new(Full::new(Bytes::from(format!(
         "<html><body><h1>Hello from {path}</h1></body></html>"
-    )))))
+    ))));
+    if close {
+        resp.headers_mut()
+            .insert("connection", "close".parse().expect("value"));
+    }
+    Ok(resp)
 }
 
 impl Lab {
