@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 /// Smallest request-head buffer hyper accepts.
 const HYPER_MIN_BUF: usize = 8192;
+/// hyper's header-count limit when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// A bound, not yet serving proxy. Bind first to learn the address (port 0 in tests).
 #[derive(Debug)]
@@ -165,15 +167,19 @@ impl Proxy {
 fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     let limits = &config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF))
-        .max_headers(limits.max_headers)
         // Pipelining works without `pipeline_flush`; with it hyper 1.12 closes without
         // flushing the 431 it wrote for an oversized head.
         .keep_alive(true);
+    // hyper's own limit is 100 on a stack array; an explicit limit costs a heap array filled on
+    // every request head, so only set it when it differs.
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http1.max_headers(limits.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -446,6 +446,17 @@ fn limits_oversized_headers_and_ambiguous_framing() {
     );
     let resp = read_response(&mut conn);
     assert_eq!(resp.status(), 431, "oversized head: {:?}", resp.head);
+    // More header fields than `max_headers` (100 by default), each small.
+    let many: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let mut conn = lab.ns.connect(PROD);
+    send(&mut conn, &request("GET", "/public", &many));
+    let resp = read_response(&mut conn);
+    assert_eq!(
+        resp.status(),
+        431,
+        "too many header fields: {:?}",
+        resp.head
+    );
 
     // Content-Length + Transfer-Encoding (a smuggling attempt): hyper lets chunked win, drops
     // Content-Length and closes after the response (RFC 9112 §6.3), so the request hidden
