@@ -31,12 +31,18 @@ pub(crate) fn wants_upgrade<B>(req: &Request<B>) -> bool {
 /// `Connection: upgrade` and `Upgrade` headers stay so the upgrade reaches the other side.
 /// `TE: trailers` stays: gRPC needs it end to end.
 pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none of these (or only `Connection: keep-alive`): one pass over the
-    // names is cheaper than hashing seven removals on every request and response.
-    if !headers
-        .keys()
-        .any(|name| name == header::TE || HOP_BY_HOP.contains(name))
-    {
+    // One pass over the names finds what is there; most messages carry none of these or only
+    // `Connection: keep-alive`, and hashing every removal on each message shows in profiles.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut te = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        } else if name == header::TE {
+            te = true;
+        }
+    }
+    if !te && !present.contains(&true) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -52,19 +58,24 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     let upgrade = keep_upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &named {
         headers.remove(name);
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("trailers"))
-        });
-    headers.remove(header::TE);
-    if te_trailers {
-        headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(name);
+    }
+    if te {
+        let trailers = headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("trailers"))
+            });
+        headers.remove(header::TE);
+        if trailers {
+            headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
+        }
     }
     if let Some(up) = upgrade {
         headers.insert(
@@ -82,4 +93,81 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<String> {
+        let mut v: Vec<String> = h.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let table: &[(&[(&str, &str)], bool, &[&str])] = &[
+            (&[("host", "a")], false, &["host: \"a\""]),
+            (
+                &[
+                    ("connection", "keep-alive"),
+                    ("keep-alive", "timeout=5"),
+                    ("x", "1"),
+                ],
+                false,
+                &["x: \"1\""],
+            ),
+            (
+                &[
+                    ("connection", "close, X-Secret"),
+                    ("x-secret", "s"),
+                    ("y", "2"),
+                ],
+                false,
+                &["y: \"2\""],
+            ),
+            (&[("te", "gzip, trailers")], false, &["te: \"trailers\""]),
+            (&[("te", "gzip")], false, &[]),
+            (&[("connection", "te"), ("te", "trailers")], false, &[]),
+            (
+                &[
+                    ("transfer-encoding", "chunked"),
+                    ("upgrade", "echo"),
+                    ("trailer", "x"),
+                ],
+                false,
+                &[],
+            ),
+            (
+                &[
+                    ("connection", "Upgrade"),
+                    ("upgrade", "echo"),
+                    ("proxy-connection", "x"),
+                ],
+                true,
+                &["connection: \"upgrade\"", "upgrade: \"echo\""],
+            ),
+        ];
+        for (input, keep_upgrade, want) in table {
+            let mut h = headers(input);
+            strip(&mut h, *keep_upgrade);
+            assert_eq!(
+                names(&h),
+                *want,
+                "strip({input:?}, keep_upgrade={keep_upgrade})"
+            );
+        }
+    }
 }
