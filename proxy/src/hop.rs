@@ -116,9 +116,12 @@ mod tests {
         v
     }
 
+    /// Input headers, `keep_upgrade`, and the headers left (sorted, `name: "value"`).
+    type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [&'a str]);
+
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
-        let table: &[(&[(&str, &str)], bool, &[&str])] = &[
+        let table: &[Case<'_>] = &[
             (&[("host", "a")], false, &["host: \"a\""]),
             (
                 &[
