@@ -267,6 +267,11 @@ mkdir -p "$(dirname "$OUT")"
   echo "  come before the three allowing the client's set (TCP, UDP 5201; ICMP), then DROP."
   echo "  Filler rules cycle over 100 ipsets (the kernel's default limit is 256 sets)."
   echo
+  echo "With conntrack ESTABLISHED,RELATED accepted first, an established flow skips the policy chains:"
+  echo "the iptables rule count shows in the rate of new connections, not in iperf3 throughput."
+  echo "palisade looks up its conntrack map first as well, then one hash/LPM lookup per policy, whatever the"
+  echo "number of entries."
+  echo
   python3 "$BENCH/summarize.py" <"$WORK/rows.tsv"
   echo
   echo "## 100 pods with an existing identity"

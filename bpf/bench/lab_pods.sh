@@ -100,7 +100,7 @@ done
 
 IFS=/
 {
-  echo "| palisade agent (real agent in the lab, S11 KNP) | add: policy entries $detail (each of 3 rounds) | agent work (log gap − 250 ms poll sleep): add ${add_agent[*]} ms, remove ${del_agent[*]} ms; wall time file write → revision applied: add ${add_ms[*]} ms, remove ${del_ms[*]} ms (the 250 ms poll dominates) | $verdict |"
+  echo "| palisade agent (real agent in the lab, S11 KNP) | add: policy entries $detail (each of 3 rounds) | agent work (log gap − 250 ms poll sleep): add ${add_agent[*]} ms, remove ${del_agent[*]} ms; wall time file write → revision applied: add ${add_ms[*]} ms, remove ${del_ms[*]} ms (the agent's 250 ms poll dominates; the wall time also includes this script's own 10 ms polling of the ready file on a loaded machine) | $verdict |"
 } >"$OUT"
 unset IFS
 "$PAL" lab down "${LAB[@]}" >/dev/null 2>&1 || true
