@@ -230,6 +230,7 @@ impl Agent {
             deleted = stats.deleted,
             touched = ?stats.endpoints_touched,
             ipcache_writes = stats.ipcache_writes,
+            apply_ms = started.elapsed().as_secs_f64() * 1000.0,
             "policy applied"
         );
         self.http_snapshots
