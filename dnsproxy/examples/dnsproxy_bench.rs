@@ -20,6 +20,19 @@ use palisade_dnsproxy::{
 use palisade_policy::fqdn::FqdnSelector;
 use tokio::sync::{mpsc, watch};
 
+/// Accepts every update at once (`DNS_BENCH_LEARNER=instant`): the proxy's own cost alone.
+struct InstantLearner;
+
+impl FqdnLearner for InstantLearner {
+    fn learn(
+        &self,
+        _update: LearnedAnswer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LearnError>> + Send + '_>>
+    {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// The agent's learn path without the map writes (see the file doc).
 struct AgentLikeLearner {
     cache: Arc<Mutex<FqdnCache>>,
@@ -119,9 +132,12 @@ async fn main() {
         }
         (release, learn)
     });
-    let learner = AgentLikeLearner {
-        cache: Arc::new(Mutex::new(FqdnCache::new(Duration::ZERO))),
-        path: PathBuf::from(arg(6)).join("fqdn-cache.json"),
+    let learner: Arc<dyn FqdnLearner> = match std::env::var("DNS_BENCH_LEARNER").as_deref() {
+        Ok("instant") => Arc::new(InstantLearner),
+        _ => Arc::new(AgentLikeLearner {
+            cache: Arc::new(Mutex::new(FqdnCache::new(Duration::ZERO))),
+            path: PathBuf::from(arg(6)).join("fqdn-cache.json"),
+        }),
     };
     let bound = BoundDnsProxy::bind(config).expect("bind");
     let stats = bound.stats();
@@ -129,7 +145,7 @@ async fn main() {
     bound
         .serve(
             snap_rx,
-            Arc::new(learner),
+            learner,
             flow_tx,
             tokio::time::sleep(Duration::from_secs(seconds)),
         )

@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::config::{DnsProxyConfig, RejectCode};
 use crate::flow::{DnsFlowRecord, Transport, Verdict};
+use crate::flow_out::FlowOut;
 use crate::learner::{FqdnLearner, LearnedAnswer};
 use crate::learning::Learned;
 use crate::mux::UdpMux;
@@ -31,8 +32,8 @@ pub struct Shared {
     pub policy: watch::Receiver<Arc<CompiledPolicy>>,
     /// The agent's learner.
     pub learner: Arc<dyn FqdnLearner>,
-    /// Flow records out.
-    pub flows: mpsc::Sender<DnsFlowRecord>,
+    /// Flow records out (batched).
+    pub flows: FlowOut,
     /// Counters.
     pub stats: Arc<DnsProxyStats>,
     /// Long-lived upstream UDP sockets, shared by all UDP queries.
@@ -326,10 +327,7 @@ impl Shared {
             learn_latency: o.learn_latency,
             release_latency: o.release_latency,
         };
-        // Never let a slow consumer hold up DNS: drop the record and count it.
-        if self.flows.try_send(record).is_err() {
-            self.stats.flows_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.flows.push(record);
         o.reply
     }
 }

@@ -24,6 +24,7 @@ pub mod server;
 pub mod snapshot;
 pub mod wire;
 
+mod flow_out;
 mod handler;
 mod learning;
 mod mux;
@@ -32,6 +33,7 @@ mod refresh;
 mod sockets;
 mod tcp;
 mod udp;
+mod udp_thread;
 mod upstream;
 
 pub use cache::{CacheEntry, CacheError, FqdnCache};

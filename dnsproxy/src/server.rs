@@ -11,13 +11,15 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::config::DnsProxyConfig;
 use crate::error::DnsProxyError;
 use crate::flow::DnsFlowRecord;
+use crate::flow_out::{FlowOut, FLUSH};
 use crate::handler::Shared;
 use crate::learner::FqdnLearner;
 use crate::mux::UdpMux;
 use crate::policy::CompiledPolicy;
 use crate::refresh::LearnFilter;
 use crate::snapshot::DnsSnapshot;
-use crate::{sockets, tcp, udp};
+use crate::udp_thread::UdpThread;
+use crate::{sockets, tcp};
 
 /// Counters of the running proxy (read them with `load(Ordering::Relaxed)`).
 #[derive(Debug, Default)]
@@ -107,7 +109,7 @@ impl BoundDnsProxy {
             config: self.config.clone(),
             policy: policy.rx,
             learner,
-            flows,
+            flows: FlowOut::new(flows, self.stats.clone()),
             stats: self.stats.clone(),
             mux: Arc::new(UdpMux::new(
                 self.config.upstream_mark,
@@ -116,16 +118,37 @@ impl BoundDnsProxy {
             refresh: Arc::new(LearnFilter::new(self.config.learn_refresh)),
         });
         let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
-        let udp = udp::serve(self.udp, shared.clone(), limit.clone());
+        let mut udp =
+            UdpThread::spawn(self.udp, shared.clone(), limit.clone()).map_err(|source| {
+                DnsProxyError::Serve {
+                    proto: "udp",
+                    source,
+                }
+            })?;
         let tcp = tcp::serve(self.tcp, shared.clone(), limit);
+        let flusher = shared.clone();
+        let flusher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH);
+            loop {
+                tick.tick().await;
+                flusher.flows.flush();
+            }
+        });
         tracing::info!(port = self.config.listen_port, "DNS proxy serving");
         let result = tokio::select! {
-            r = udp => r.map_err(|source| DnsProxyError::Serve { proto: "udp", source }),
+            r = &mut udp.failed => Err(DnsProxyError::Serve {
+                proto: "udp",
+                // No error sent: the thread ended (panicked) before being stopped.
+                source: r.unwrap_or_else(|_| std::io::Error::other("UDP thread ended")),
+            }),
             r = tcp => r.map_err(|source| DnsProxyError::Serve { proto: "tcp", source }),
             () = shutdown => Ok(()),
         };
+        drop(udp);
         policy.task.abort();
+        flusher.abort();
         shared.mux.shutdown();
+        shared.flows.flush();
         result
     }
 }
