@@ -3,12 +3,15 @@
 #   direct backend | palisade proxy (1, 100, 1000 rules) | nginx | haproxy,
 # all with the same policy: GET /public allowed, anything else 403.
 # Runs inside two namespaces it creates (pprx-bench-c client, pprx-bench-s server) and removes.
-# Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32
+# Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32 ROUNDS=3
+# Every round runs each setup once, back to back; the table shows each setup's median round
+# (by req/s), since the machine is shared and one round can be hit by others' load.
 # Writes bench-results/http.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
+ROUNDS=${ROUNDS:-3}
 C=pprx-bench-c
 S=pprx-bench-s
 SERVER=10.77.0.2
@@ -144,8 +147,7 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   cpu=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
     'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
-  echo "$1 $rps" >>"$WORK/rps"
-  echo "| $1 | $rps | $p50 | $p99 | $cpu |" | tee -a "$WORK/rows"
+  echo "$1 $rps $p50 $p99 $cpu" | tee -a "$WORK/raw"
 }
 
 palisade() { # $1 = number of rules
@@ -157,35 +159,49 @@ palisade() { # $1 = number of rules
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-: >"$WORK/rows"
-: >"$WORK/rps"
+: >"$WORK/raw"
 BACKEND_W=$(worker "$BACKEND")
 NGINX_W=$(worker "$NGINX")
-bench "direct" 8080 "$BACKEND_W"
-# The compared setups back to back, so they see the same machine load.
-palisade 1
-bench "nginx" 8081 "$NGINX_W"
 expect_deny "nginx" 8081
-bench "haproxy" 8082 "$HAPROXY"
 expect_deny "haproxy" 8082
-palisade 100
-palisade 1000
+for _ in $(seq 1 "$ROUNDS"); do
+  bench "direct" 8080 "$BACKEND_W"
+  # The compared setups back to back, so they see the same machine load.
+  palisade 1
+  bench "nginx" 8081 "$NGINX_W"
+  bench "haproxy" 8082 "$HAPROXY"
+  palisade 100
+  palisade 1000
+done
 
-ratio() { awk -v a="$1" -v b="$2" '$1 == a {x = $2} $1 == b {y = $2} END { printf "%.2f", x / y }' "$WORK/rps"; }
+median() { # $1 = label -> its median round: "label rps p50 p99 cpu"
+  awk -v l="$1" '$1 == l' "$WORK/raw" | sort -k2 -g |
+    awk '{ r[NR] = $0 } END { print r[int((NR + 1) / 2)] }'
+}
+rounds() { awk -v l="$1" '$1 == l { printf "%s%.0f", sep, $2; sep = ", " }' "$WORK/raw"; }
+ratio() {
+  awk -v a="$(median "$1" | cut -d' ' -f2)" -v b="$(median "$2" | cut -d' ' -f2)" \
+    'BEGIN { printf "%.2f", a / b }'
+}
+
 mkdir -p bench-results
 {
   echo "# HTTP proxy benchmark"
   echo
-  echo "wrk -t1 -c$CONNS -d$DURATION, HTTP/1.1 keep-alive, GET /public (allowed; other paths and"
-  echo "methods get 403); one worker thread per proxy, backend a separate one-worker nginx; $(nproc)"
-  echo "cores shared by client, proxy and backend; $(date -u +%F). CPU = proxy process user+system"
-  echo "time per request (for direct: the backend's)."
+  echo "wrk -t1 -c$CONNS -d$DURATION, $ROUNDS rounds (median round shown), HTTP/1.1 keep-alive,"
+  echo "GET /public (allowed; other paths and methods get 403); one worker thread per proxy,"
+  echo "backend a separate one-worker nginx; $(nproc) cores shared by client, proxy and backend (and"
+  echo "whatever else runs); $(date -u +%F). CPU = proxy process user+system time per request"
+  echo "(for direct: the backend's)."
   echo
-  echo "| setup | req/s | p50 | p99 | CPU µs/req |"
-  echo "| --- | --- | --- | --- | --- |"
-  cat "$WORK/rows"
+  echo "| setup | req/s | p50 | p99 | CPU µs/req | req/s per round |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  for s in direct palisade-1 nginx haproxy palisade-100 palisade-1000; do
+    median "$s" | awk -v r="$(rounds "$s")" \
+      '{ printf "| %s | %.0f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, r }'
+  done
   echo
-  echo "palisade-1 / nginx: $(ratio palisade-1 nginx)x req/s; palisade-1 / haproxy: $(ratio palisade-1 haproxy)x req/s;"
-  echo "palisade-1000 / palisade-1: $(ratio palisade-1000 palisade-1)x."
+  echo "Medians: palisade-1 / nginx $(ratio palisade-1 nginx)x req/s, palisade-1 / haproxy"
+  echo "$(ratio palisade-1 haproxy)x, palisade-1000 / palisade-1 $(ratio palisade-1000 palisade-1)x."
 } >bench-results/http.md
 cat bench-results/http.md
