@@ -5,9 +5,9 @@
 //! learned a moment ago. Per (source IP, endpoint, qname) the filter remembers the last
 //! successful learn and classifies each answer:
 //! - [`Need::Block`]: something the maps may lack: first answer, another CNAME chain, a new
-//!   address, or a known address whose learned expiry is less than `interval` away. The answer
-//!   waits for the learner, as before.
-//! - [`Need::Refresh`]: every address is in the maps for at least `interval` more, but the last
+//!   address, or a known address whose learned expiry is less than `MARGIN` (1 s) away. The
+//!   answer waits for the learner, as before.
+//! - [`Need::Refresh`]: every address is in the maps for at least `MARGIN` more, but the last
 //!   learn is `interval` old or the answer's TTL would move an expiry by more than `interval`.
 //!   The answer is released at once and the learner is called in the background (one call per
 //!   name at a time), so the agent's cache still sees every refresh, at most `interval` late.
@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use crate::learner::LearnedAnswer;
 use crate::policy::CompiledPolicy;
+
+/// A known address whose learned expiry is closer than this blocks: the agent may be about to
+/// drop it (its expiry is at least the learned one: `max(ttl, min_ttl)`).
+const MARGIN: Duration = Duration::from_secs(1);
 
 /// Most names remembered; past it the memory starts over (more blocking calls, no harm).
 const MAX_ENTRIES: usize = 65_536;
@@ -99,7 +103,7 @@ impl LearnFilter {
             let Some((_, known)) = seen.expiries.iter().find(|(k, _)| k == ip) else {
                 return Need::Block;
             };
-            if *known < now + self.interval {
+            if *known < now + MARGIN {
                 return Need::Block; // the agent may drop it soon, or already has
             }
             refresh |= now + Duration::from_secs(u64::from(*ttl)) > *known + self.interval;

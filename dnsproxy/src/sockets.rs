@@ -55,9 +55,12 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// A UDP socket connected to `resolver` from a random port, marked so the datapath lets it pass.
 /// Long-lived: the multiplexer sends many queries through it (see `mux`).
+/// Mark 0 leaves the socket unmarked (setting a mark needs `CAP_NET_ADMIN`).
 pub fn upstream_udp_std(resolver: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
     let s = Socket::new(domain_of(&resolver), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_mark(mark)?;
+    if mark != 0 {
+        s.set_mark(mark)?;
+    }
     s.set_nonblocking(true)?;
     let any: SocketAddr = match resolver {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),

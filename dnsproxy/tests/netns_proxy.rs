@@ -346,3 +346,52 @@ fn learner_failure_and_timeout() {
         "timeout counted"
     );
 }
+
+#[test]
+fn repeated_answer_is_released_without_waiting_for_the_learner() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new("skip", PROXY_PORT, DNSMASQ);
+    let learner = Arc::new(RecordingLearner::new(LEARN_DELAY));
+    let cfg = DnsProxyConfig {
+        // Long enough that the repeat below is never a due refresh, however slow the machine.
+        learn_refresh: Duration::from_secs(60),
+        ..config(RejectCode::Refused)
+    };
+    let mut proxy = ProxyThread::start(&lab.node, cfg, snapshot(), learner.clone());
+    let at = format!("@{RESOLVER_IP}");
+
+    let out = lab.dig(&[&at, "api.github.com"]);
+    assert_eq!(status(&out), "NOERROR", "first answer:\n{out}");
+    let first = proxy.flow_for("api.github.com.");
+    assert!(
+        first.learn_latency.is_some(),
+        "first answer learned: {first:?}"
+    );
+
+    let out = lab.dig(&[&at, "api.github.com"]);
+    assert_eq!(status(&out), "NOERROR", "repeat:\n{out}");
+    assert!(out.contains("10.99.0.10"), "address in the repeat:\n{out}");
+    let repeat = proxy.flow_for("api.github.com.");
+    assert_eq!(repeat.verdict, Verdict::Forwarded);
+    assert_eq!(
+        repeat.learn_latency, None,
+        "the agent already has the address: no learner call"
+    );
+    assert!(
+        repeat.release_latency.is_some(),
+        "release latency recorded: {repeat:?}"
+    );
+    assert_eq!(learner.calls().len(), 1, "one learner call for two answers");
+    assert_eq!(proxy.stats.learn_skipped.load(Ordering::Relaxed), 1);
+
+    // Another name is news to the agent: held until learned.
+    let out = lab.dig(&[&at, "www.palisade.test"]);
+    assert_eq!(status(&out), "NOERROR", "CNAME:\n{out}");
+    assert!(
+        query_ms(&out) >= 200,
+        "a new name waits for the learner:\n{out}"
+    );
+    assert_eq!(learner.calls().len(), 2, "the new name was learned");
+}
