@@ -78,7 +78,7 @@ echo "agent pid $AGENT, RSS at start ${rss_start} kB; proxies: ${PROXIES:-in the
 deadline=$(($(date +%s) + secs))
 
 # HTTP load from client-prod: one JSON line of counts at the end.
-cat >"$OUT/http.py" <<'PY'
+cat >"$OUT/soak_http_load.py" <<'PY'
 import http.client, json, socket, sys, time
 deadline = float(sys.argv[1])
 # Resolved once: a lookup per connection would make resolver hiccups count as HTTP failures.
@@ -112,7 +112,7 @@ while time.time() < deadline:
             if len(errors) < 20: errors.append("%.3f /private %s" % (time.time(), status))
 print(json.dumps({"ok": ok, "fail": fail, "denied": denied_ok, "not_denied": denied_bad, "errors": errors}))
 PY
-"$P" lab exec "${LAB[@]}" default/client-prod -- python3 "$OUT/http.py" "$deadline" \
+"$P" lab exec "${LAB[@]}" default/client-prod -- python3 "$OUT/soak_http_load.py" "$deadline" \
     >"$OUT/http.json" 2>"$OUT/http.err" &
 pids+=($!)
 
@@ -209,4 +209,5 @@ if [[ -n "$verdict" ]]; then
     cp "$STATE/agent.log" "$OUT/agent.log" 2>/dev/null
     exit 1
 fi
-echo "soak: OK (outputs in $OUT)"
+rm -rf "$OUT"
+echo "soak: OK"
