@@ -11,7 +11,10 @@ use libfuzzer_sys::fuzz_target;
 use palisade_dnsproxy::wire::{self, rcode, Parsed};
 
 fuzz_target!(|data: &[u8]| {
-    let Some(len) = data.get(..2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+    let Some(len) = data
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    else {
         return;
     };
     let rest = &data[2..];
@@ -20,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     match wire::parse_query(query) {
         Parsed::Drop => {}
         Parsed::FormErr(answer) => {
-            assert_eq!(answer.len(), wire::HEADER_LEN, "raw FORMERR is a bare header");
+            assert_eq!(
+                answer.len(),
+                wire::HEADER_LEN,
+                "raw FORMERR is a bare header"
+            );
             assert_eq!(answer[..2], query[..2], "FORMERR keeps the ID");
             assert!(answer[2] & 0x80 != 0, "FORMERR is a response");
             assert_eq!(u16::from(answer[3] & 0x0f), rcode::FORMERR);
@@ -29,12 +36,22 @@ fuzz_target!(|data: &[u8]| {
             assert!(q.qname.ends_with('.'), "qname {:?} is absolute", q.qname);
             for code in [rcode::REFUSED, rcode::SERVFAIL, rcode::NXDOMAIN] {
                 let answer = q.error_answer(code);
-                assert!(answer.len() >= wire::HEADER_LEN, "error answer has a header");
-                assert_eq!(answer[..2], q.id().to_be_bytes(), "error answer keeps the ID");
+                assert!(
+                    answer.len() >= wire::HEADER_LEN,
+                    "error answer has a header"
+                );
+                assert_eq!(
+                    answer[..2],
+                    q.id().to_be_bytes(),
+                    "error answer keeps the ID"
+                );
                 assert!(answer[2] & 0x80 != 0, "error answer is a response");
                 assert_eq!(u16::from(answer[3] & 0x0f), code, "error answer's rcode");
                 // Our own answer must be accepted as the reply to the query.
-                assert!(q.matches_reply(&answer), "own error answer matches its query");
+                assert!(
+                    q.matches_reply(&answer),
+                    "own error answer matches its query"
+                );
             }
             if let Some(info) = wire::parse_answer(&q, reply) {
                 assert_eq!(info.names.first(), Some(&q.qname), "chain starts at qname");

@@ -103,10 +103,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let p = path_part(&path);
     assert!(p.starts_with('/'), "{raw_path:?} -> {path:?}: not absolute");
-    assert!(
-        !p.contains("//"),
-        "{raw_path:?} -> {path:?}: `//` survived"
-    );
+    assert!(!p.contains("//"), "{raw_path:?} -> {path:?}: `//` survived");
     assert!(
         p.split('/').all(|seg| seg != "." && seg != ".."),
         "{raw_path:?} -> {path:?}: a dot segment survived"
