@@ -125,12 +125,15 @@ async fn main() {
     let (_snap_tx, snap_rx) = watch::channel(Arc::new(snap));
     let (flow_tx, mut flow_rx) = mpsc::channel::<DnsFlowRecord>(65_536);
     let collector = tokio::spawn(async move {
-        let (mut release, mut learn) = (Vec::new(), Vec::new());
+        let (mut release, mut waited, mut learn) = (Vec::new(), Vec::new(), Vec::new());
         while let Some(r) = flow_rx.recv().await {
             release.extend(r.release_latency);
+            if r.learn_latency.is_some() {
+                waited.extend(r.release_latency);
+            }
             learn.extend(r.learn_latency);
         }
-        (release, learn)
+        (release, waited, learn)
     });
     let learner: Arc<dyn FqdnLearner> = match std::env::var("DNS_BENCH_LEARNER").as_deref() {
         Ok("instant") => Arc::new(InstantLearner),
@@ -151,15 +154,17 @@ async fn main() {
         )
         .await
         .expect("serve");
-    let (release, learn) = collector.await.expect("collector");
+    let (release, waited, learn) = collector.await.expect("collector");
     let forwarded = stats.forwarded.load(Ordering::Relaxed).max(1);
     println!(
         "proxy cpu: {:.1} us per forwarded query (user+system, whole process)",
         cpu_seconds() * 1e6 / forwarded as f64
     );
     println!(
-        "answer->release {}; learner calls {}",
+        "answer->release: all answers {}; answers that waited for the learner {}; \
+         learner calls {}",
         percentiles(release),
+        percentiles(waited),
         percentiles(learn)
     );
     println!(

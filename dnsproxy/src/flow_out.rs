@@ -13,9 +13,9 @@ use crate::flow::DnsFlowRecord;
 use crate::server::DnsProxyStats;
 
 /// Records per batch.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 /// Longest a record waits in a batch.
-pub const FLUSH: Duration = Duration::from_millis(10);
+pub const FLUSH: Duration = Duration::from_millis(25);
 
 /// The batching sender (records are dropped and counted when the channel is full).
 pub struct FlowOut {
