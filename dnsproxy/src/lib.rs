@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! pod → resolver:53 ─(TC sk_assign or iptables TPROXY)→ this proxy (0.0.0.0:15053, UDP + TCP)
-//!   first question vs the endpoint's `rules.dns` (matchName / matchPattern) for that resolver
+//!   header + first question read raw, vs the endpoint's `rules.dns` for that resolver
 //!   ├─ no match → REFUSED (or NXDOMAIN) at once, question echoed
-//!   └─ match    → forwarded to the original resolver from a socket marked 0xb00
-//!                  answer → A/AAAA along the CNAME chain → FqdnLearner::learn (awaited)
+//!   └─ match    → the client's bytes forwarded to the original resolver, only the ID rewritten,
+//!                  over a few long-lived sockets marked 0xb00 (UDP: `mux`; TCP: per connection)
+//!                  answer (same ID and question, else dropped) → A/AAAA along the CNAME chain
+//!                  → new to the agent? FqdnLearner::learn awaited : released at once (`refresh`)
 //!                  → answer released to the pod from the resolver's own address
 //! ```
+//!
+//! The UDP path runs on a thread of its own (`udp_thread`) without a task per query: the listener
+//! loop decides and sends, the upstream readers release; only answers that wait for the learner
+//! get a task. Flow records leave in batches (`flow_out`).
 //!
 //! Policy arrives as [`DnsSnapshot`]s over a `tokio::sync::watch` channel; per-query records go
 //! out as [`DnsFlowRecord`]s over `tokio::sync::mpsc`. The proxy never touches eBPF maps: the agent
