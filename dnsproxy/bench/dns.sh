@@ -88,17 +88,27 @@ run() { # name server [extra dnsperf args]
 run direct 10.98.2.2
 run "direct@$RATE" 10.98.2.2 "-Q $RATE"
 tproxy add
-ip netns exec $N "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' $((2 * SECS + 5)) "$TMP" \
-  > "$TMP/proxy.txt" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q listening "$TMP/proxy.txt" && break; sleep 0.1; done
+proxy() { # start|stop learner (agent|instant); output in proxy-<learner>.txt
+  if [ "$1" = stop ]; then
+    kill -TERM "$PROXY" 2>/dev/null || true; wait "$PROXY" 2>/dev/null || true; return
+  fi
+  # SIGTERM ends it after the runs; the time limit is only a backstop.
+  ip netns exec $N env DNS_BENCH_LEARNER=$2 "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' \
+    $((4 * SECS + 30)) "$TMP" > "$TMP/proxy-$2.txt" 2>&1 &
+  PROXY=$!; PIDS+=($PROXY)
+  for _ in $(seq 50); do grep -q listening "$TMP/proxy-$2.txt" && break; sleep 0.1; done
+}
+proxy start agent
 run palisade 10.98.2.2
 run "palisade@$RATE" 10.98.2.2 "-Q $RATE"
+proxy stop
+proxy start instant
+run palisade-instant 10.98.2.2
+run "palisade-instant@$RATE" 10.98.2.2 "-Q $RATE"
+proxy stop
 tproxy del
 run forwarder 10.98.1.1
 run "forwarder@$RATE" 10.98.1.1 "-Q $RATE"
-# The proxy prints its latencies and counters when its time is up.
-for _ in $(seq 100); do grep -q '^queries=' "$TMP/proxy.txt" && break; sleep 0.1; done
 
 mkdir -p bench-results
 {
@@ -113,15 +123,23 @@ mkdir -p bench-results
   cat "$TMP/rows"
   echo
   awk -v r="@$RATE" '{p[$1]=$2} END {
-    printf "added p99 vs direct, flat out: palisade %.3f ms, dnsmasq forwarder %.3f ms\n\n",
-      p["palisade"] - p["direct"], p["forwarder"] - p["direct"]
-    printf "added p99 vs direct at %s/s: palisade %.3f ms, dnsmasq forwarder %.3f ms\n",
-      substr(r, 2), p["palisade" r] - p["direct" r], p["forwarder" r] - p["direct" r] }' "$TMP/p99"
-  echo
-  echo "palisade (agent-like learner: FqdnCache insert + fsynced cache file, no map writes):"
-  echo
-  echo "- $(grep 'answer->release' "$TMP/proxy.txt" || echo 'latencies n/a')"
-  echo "- $(grep '^queries=' "$TMP/proxy.txt" || echo 'counters n/a')"
-  echo "- $(grep '^proxy cpu' "$TMP/proxy.txt" || echo 'cpu n/a')"
+    printf "added p99 vs direct, flat out: palisade %.3f ms, palisade-instant %.3f ms, ",
+      p["palisade"] - p["direct"], p["palisade-instant"] - p["direct"]
+    printf "dnsmasq forwarder %.3f ms\n\n", p["forwarder"] - p["direct"]
+    printf "added p99 vs direct at %s/s: palisade %.3f ms, palisade-instant %.3f ms, ",
+      substr(r, 2), p["palisade" r] - p["direct" r], p["palisade-instant" r] - p["direct" r]
+    printf "dnsmasq forwarder %.3f ms\n", p["forwarder" r] - p["direct" r] }' "$TMP/p99"
+  for l in agent instant; do
+    echo
+    if [ $l = agent ]; then
+      echo "palisade: learner doing the agent's work (FqdnCache insert, fsynced cache file; no maps):"
+    else
+      echo "palisade-instant: learner returning at once (the proxy's own cost):"
+    fi
+    echo
+    echo "- $(grep 'answer->release' "$TMP/proxy-$l.txt" || echo 'latencies n/a')"
+    echo "- $(grep '^queries=' "$TMP/proxy-$l.txt" || echo 'counters n/a')"
+    echo "- $(grep '^proxy cpu' "$TMP/proxy-$l.txt" || echo 'cpu n/a')"
+  done
 } > "$OUT"
 cat "$OUT"

@@ -2,7 +2,7 @@
 //! `ip netns exec <node> ...` where TPROXY already steers port 53 to `--port`.
 //!
 //! Usage: `dnsproxy_bench <port> <pod-ip> <resolver-cidr> <pattern> <seconds> <state-dir>`; exits
-//! after `<seconds>` and prints the proxy's counters and the answer → release latencies.
+//! after `<seconds>` (or on SIGTERM) and prints the proxy's counters and the answer → release latencies.
 //!
 //! The learner does what the agent's does, minus the eBPF map writes (those need the datapath):
 //! on a blocking thread, under one lock, insert into an [`FqdnCache`], compare the learned
@@ -68,6 +68,16 @@ impl FqdnLearner for AgentLikeLearner {
             .await
             .map_err(|e| LearnError::Failed(e.to_string()))?
         })
+    }
+}
+
+/// Completes after `limit` or on SIGTERM, whichever comes first.
+async fn stop_after(limit: Duration) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::time::sleep(limit) => {}
+        _ = term.recv() => {}
     }
 }
 
@@ -150,7 +160,7 @@ async fn main() {
             snap_rx,
             learner,
             flow_tx,
-            tokio::time::sleep(Duration::from_secs(seconds)),
+            stop_after(Duration::from_secs(seconds)),
         )
         .await
         .expect("serve");
