@@ -4,6 +4,7 @@
 # all with the same policy: GET /public allowed, anything else 403.
 # Runs inside two namespaces it creates (pprx-bench-c client, pprx-bench-s server) and removes.
 # Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32 ROUNDS=3
+#   BASE_BIN=path/to/older/http_proxy adds a "palisade-base-1" setup (before/after comparisons)
 # Every round runs each setup once, back to back; the table shows each setup's median round
 # (by req/s), since the machine is shared and one round can be hit by others' load.
 # Writes bench-results/http.md.
@@ -150,11 +151,13 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
   echo "$1 $rps $p50 $p99 $cpu" | tee -a "$WORK/raw"
 }
 
-palisade() { # $1 = number of rules
+palisade() { # $1 = number of rules, $2 = binary (default: this tree's), $3 = label suffix
   local pid
   snapshot "$1" >"$WORK/snap.json"
-  ip netns exec "$S" "$PROXY_BIN" "$WORK/snap.json" 0.0.0.0:15001 >/dev/null & pid=$!
-  bench "palisade-$1" 80 "$pid"
+  # One worker thread also for builds whose example uses the multi-thread runtime.
+  TOKIO_WORKER_THREADS=1 ip netns exec "$S" "${2:-$PROXY_BIN}" "$WORK/snap.json" 0.0.0.0:15001 \
+    >/dev/null & pid=$!
+  bench "palisade${3:-}-$1" 80 "$pid"
   expect_deny "palisade" 80
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
@@ -168,6 +171,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   bench "direct" 8080 "$BACKEND_W"
   # The compared setups back to back, so they see the same machine load.
   palisade 1
+  if [ -n "${BASE_BIN:-}" ]; then palisade 1 "$BASE_BIN" -base; fi
   bench "nginx" 8081 "$NGINX_W"
   bench "haproxy" 8082 "$HAPROXY"
   palisade 100
@@ -196,7 +200,7 @@ mkdir -p bench-results
   echo
   echo "| setup | req/s | p50 | p99 | CPU µs/req | req/s per round |"
   echo "| --- | --- | --- | --- | --- | --- |"
-  for s in direct palisade-1 nginx haproxy palisade-100 palisade-1000; do
+  for s in direct palisade-1 ${BASE_BIN:+palisade-base-1} nginx haproxy palisade-100 palisade-1000; do
     median "$s" | awk -v r="$(rounds "$s")" \
       '{ printf "| %s | %.0f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, r }'
   done
