@@ -179,7 +179,7 @@ async fn main() {
     );
     println!(
         "queries={} forwarded={} refused={} errors={} overloaded={} learn_skipped={} \
-         learn_refreshes={} learn_timeouts={} upstream_mismatched={}",
+         learn_refreshes={} learn_joined={} learn_timeouts={} upstream_mismatched={}",
         stats.queries.load(Ordering::Relaxed),
         stats.forwarded.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
@@ -187,6 +187,7 @@ async fn main() {
         stats.overloaded.load(Ordering::Relaxed),
         stats.learn_skipped.load(Ordering::Relaxed),
         stats.learn_refreshes.load(Ordering::Relaxed),
+        stats.learn_joined.load(Ordering::Relaxed),
         stats.learn_timeouts.load(Ordering::Relaxed),
         stats.upstream_mismatched.load(Ordering::Relaxed),
     );

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::{DnsProxyConfig, RejectCode};
 use crate::flow::{DnsFlowRecord, Transport, Verdict};
 use crate::flow_out::FlowOut;
+use crate::inflight::InFlight;
 use crate::learner::{FqdnLearner, LearnedAnswer};
 use crate::learning::Learned;
 use crate::mux::UdpMux;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub mux: Arc<UdpMux>,
     /// Recent learner calls: which answers must wait for the learner.
     pub refresh: Arc<LearnFilter>,
+    /// Learner calls running now, joined by answers they cover.
+    pub inflight: InFlight,
 }
 
 /// Where a query came from and went to.

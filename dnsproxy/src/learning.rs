@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::handler::Shared;
+use crate::inflight::{Ended, Join};
 use crate::learner::LearnedAnswer;
 
 /// What became of a blocking learner call.
@@ -18,25 +19,50 @@ pub enum Learned {
 }
 
 impl Shared {
-    /// Calls the learner and waits at most `learn_timeout`.
+    /// Calls the learner (or joins a running call covering `update`) and waits at most
+    /// `learn_timeout`.
     pub(crate) async fn learn_blocking(&self, update: LearnedAnswer) -> Learned {
         let started = Instant::now();
-        let qname = update.qname.clone();
+        let limit = self.config.learn_timeout;
+        let lead = match self.inflight.join(&update) {
+            Join::Lead(lead) => lead,
+            Join::Follow(mut rx) => {
+                self.stats.learn_joined.fetch_add(1, Ordering::Relaxed);
+                let ended = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
+                let ended = match ended {
+                    Ok(Ok(v)) => v.unwrap_or(Ended::TimedOut),
+                    _ => Ended::TimedOut,
+                };
+                return self.ended(&update.qname, ended, started.elapsed());
+            }
+        };
         // Kept for the filter only when the call succeeds; cloning is cheaper than the call.
         let copy = update.clone();
-        let res = tokio::time::timeout(self.config.learn_timeout, self.learner.learn(update)).await;
-        let latency = started.elapsed();
-        match res {
+        let res = tokio::time::timeout(limit, self.learner.learn(update)).await;
+        let ended = match res {
             Ok(Ok(())) => {
                 self.refresh.learned(&copy, started);
-                Learned::Done(latency)
+                Ended::Learned
             }
             Ok(Err(e)) => {
+                tracing::warn!(qname = %copy.qname, error = %e, "learner failed; answering SERVFAIL");
+                Ended::Failed
+            }
+            Err(_) => Ended::TimedOut,
+        };
+        lead.finish(ended);
+        self.ended(&copy.qname, ended, started.elapsed())
+    }
+
+    /// Counts and logs how a call (made or joined) ended for one answer.
+    fn ended(&self, qname: &str, ended: Ended, latency: Duration) -> Learned {
+        match ended {
+            Ended::Learned => Learned::Done(latency),
+            Ended::Failed => {
                 self.stats.learn_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(qname = %qname, error = %e, "learner failed; answering SERVFAIL");
                 Learned::Failed(latency)
             }
-            Err(_) => {
+            Ended::TimedOut => {
                 // Release anyway (as Cilium does), but count it: the first connection may race.
                 self.stats.learn_timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(qname = %qname, "learner timed out; releasing answer");

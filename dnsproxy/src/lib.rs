@@ -32,6 +32,7 @@ pub mod wire;
 
 mod flow_out;
 mod handler;
+mod inflight;
 mod learning;
 mod mux;
 mod question;

@@ -13,6 +13,7 @@ use crate::error::DnsProxyError;
 use crate::flow::DnsFlowRecord;
 use crate::flow_out::{FlowOut, FLUSH};
 use crate::handler::Shared;
+use crate::inflight::InFlight;
 use crate::learner::FqdnLearner;
 use crate::mux::UdpMux;
 use crate::policy::CompiledPolicy;
@@ -41,6 +42,9 @@ pub struct DnsProxyStats {
     pub learn_skipped: AtomicU64,
     /// Background learner calls that only extend expiries of addresses already in the maps.
     pub learn_refreshes: AtomicU64,
+    /// Answers that waited for a learner call already running for the same name and addresses
+    /// instead of making their own.
+    pub learn_joined: AtomicU64,
     /// Upstream UDP datagrams dropped: no pending query with that ID and first question
     /// (late answers after a timeout, or spoofing attempts).
     pub upstream_mismatched: Arc<AtomicU64>,
@@ -116,6 +120,7 @@ impl BoundDnsProxy {
                 self.stats.upstream_mismatched.clone(),
             )),
             refresh: Arc::new(LearnFilter::new(self.config.learn_refresh)),
+            inflight: InFlight::default(),
         });
         let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
         let mut udp =
