@@ -113,6 +113,7 @@ impl Handler {
         if self.is_self(ends.dst) {
             return Err(Reject::NoPolicy);
         }
+        check_framing(req)?;
         let path = normalize_path(&record.path).map_err(|e| Reject::BadRequest(e.to_string()))?;
         record.path = path;
         let FlowPolicy {
@@ -203,6 +204,15 @@ impl Handler {
 /// (authority form for `CONNECT`), and a `Host` naming the original destination when the client
 /// sent none.
 fn to_origin_form<B>(req: &mut Request<B>, dst: SocketAddr, path: &str) -> Result<(), Reject> {
+    // Absolute form: the request-target's authority is the one that was judged, so it replaces
+    // whatever `Host` the client sent (RFC 9112 §3.2.2), as Envoy does from `:authority`.
+    if req.method() != Method::CONNECT {
+        if let Some(auth) = req.uri().authority() {
+            let value = HeaderValue::try_from(auth.as_str())
+                .map_err(|e| Reject::BadRequest(e.to_string()))?;
+            req.headers_mut().insert(header::HOST, value);
+        }
+    }
     let target = if req.method() == Method::CONNECT {
         Some(Uri::try_from(dst.to_string()))
     } else if req.uri().authority().is_some()
@@ -224,6 +234,22 @@ fn to_origin_form<B>(req: &mut Request<B>, dst: SocketAddr, path: &str) -> Resul
         };
         let value = HeaderValue::try_from(host).map_err(|e| Reject::BadRequest(e.to_string()))?;
         req.headers_mut().insert(header::HOST, value);
+    }
+    Ok(())
+}
+
+/// Rejects requests whose meaning a server could read differently than the policy did: more
+/// than one `Host` (RFC 9112 §3.2), or Content-Length together with Transfer-Encoding (the
+/// request-smuggling shape, RFC 9112 §6.1).
+fn check_framing<B>(req: &Request<B>) -> Result<(), Reject> {
+    let h = req.headers();
+    if h.get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(Reject::Malformed("more than one Host header".into()));
+    }
+    if h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Reject::Malformed(
+            "Content-Length and Transfer-Encoding together".into(),
+        ));
     }
     Ok(())
 }

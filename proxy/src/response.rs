@@ -18,6 +18,10 @@ pub(crate) enum Reject {
     Denied,
     /// The path could not be normalized (encoded slash, bad escape…).
     BadRequest(String),
+    /// The request's framing or headers are ambiguous (duplicate `Host`, Content-Length with
+    /// Transfer-Encoding): answered 400 and the connection closed, as nothing after it on the
+    /// connection can be trusted to be framed the way the upstream would frame it.
+    Malformed(String),
     /// No rule in either direction covers this flow: fail closed.
     NoPolicy,
     /// The upstream could not be reached or failed mid-response.
@@ -29,7 +33,7 @@ impl Reject {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Reject::Denied => StatusCode::FORBIDDEN,
-            Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::BadRequest(_) | Reject::Malformed(_) => StatusCode::BAD_REQUEST,
             Reject::NoPolicy => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -39,7 +43,7 @@ impl Reject {
     pub(crate) fn reason(&self) -> String {
         match self {
             Reject::Denied => "denied by policy".into(),
-            Reject::BadRequest(why) => format!("bad request: {why}"),
+            Reject::BadRequest(why) | Reject::Malformed(why) => format!("bad request: {why}"),
             Reject::NoPolicy => "no L7 policy for this flow".into(),
             Reject::Upstream(why) => format!("upstream: {why}"),
         }
@@ -54,14 +58,19 @@ impl Reject {
             Reject::Denied => DENY_BODY.to_string(),
             other => format!("{}\r\n", other.reason()),
         };
-        text_response(self.status(), body)
+        let mut resp = text_response(self.status(), body);
+        if matches!(self, Reject::Malformed(_)) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 
     /// gRPC status codes: 7 PERMISSION_DENIED, 3 INVALID_ARGUMENT, 13 INTERNAL, 14 UNAVAILABLE.
     fn grpc_status(&self) -> u16 {
         match self {
             Reject::Denied => 7,
-            Reject::BadRequest(_) => 3,
+            Reject::BadRequest(_) | Reject::Malformed(_) => 3,
             Reject::NoPolicy => 13,
             Reject::Upstream(_) => 14,
         }
