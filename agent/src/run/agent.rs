@@ -66,6 +66,8 @@ pub struct Inner {
     pub fqdn: FqdnCache,
     /// Last apply error.
     pub last_error: Option<String>,
+    /// Learned-name TTL refreshes not yet written to disk.
+    pub fqdn_dirty: bool,
     /// Endpoint name by address, for naming flows.
     pub endpoint_by_ip: std::collections::HashMap<std::net::IpAddr, String>,
 }
@@ -124,6 +126,7 @@ impl Agent {
             fqdn,
             last_error: None,
             endpoint_by_ip: Default::default(),
+            fqdn_dirty: false,
         };
         let external_proxy = config.proxy.mode == crate::config::ProxyMode::External;
         let ports = ProxyPorts {
@@ -315,9 +318,24 @@ impl Agent {
             .set(after.values().map(|s| s.len()).sum::<usize>() as i64);
         if before != after {
             self.apply(&mut inner)?;
+            // New addresses are persisted at once, so a restart right after keeps them.
+            let _ = inner.fqdn.save(&fqdn_path(&self.config));
+            inner.fqdn_dirty = false;
+        } else {
+            // A TTL refresh of known addresses: persisted by the next housekeeping tick, not
+            // with an fsync on every answer.
+            inner.fqdn_dirty = true;
         }
-        let _ = inner.fqdn.save(&fqdn_path(&self.config));
         Ok(())
+    }
+
+    /// Persists TTL refreshes that `learn` left for later.
+    pub fn save_fqdns_if_dirty(&self) {
+        let mut inner = self.lock();
+        if inner.fqdn_dirty {
+            let _ = inner.fqdn.save(&fqdn_path(&self.config));
+            inner.fqdn_dirty = false;
+        }
     }
 
     /// Removes expired learned addresses that no open connection uses.
