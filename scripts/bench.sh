@@ -26,7 +26,7 @@ cargo bench -q -p palisade-httpmatch > bench-results/httpmatch.txt 2>&1
 
 echo "== datapath";  bash bpf/bench/datapath.sh   || echo "datapath bench failed" > bench-results/datapath.md
 echo "== HTTP proxy"; bash proxy/bench/http.sh   || echo "HTTP bench failed" > bench-results/http.md
-echo "== DNS proxy";  bash dnsproxy/bench/dns.sh || echo "DNS bench failed" > bench-results/dns.md
+echo "== DNS proxy";  bash dnsproxy/bench/dns.sh "${DNS_SECS:-8}" || echo "DNS bench failed" > bench-results/dns.md
 
 {
   echo "# Benchmarks"
