@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use palisade_e2e::tools::stdout;
 use palisade_e2e::Lab;
 
 const CLIENT: &str = "import http.client, sys, time
@@ -16,21 +15,6 @@ while time.time() < end:
         print(path, r.status, c.sock.getsockname()[1], flush=True)
     time.sleep(0.1)
 ";
-
-fn agent_pid(lab: &Lab) -> i32 {
-    let pattern = format!("run --config {}", lab.agent_config().display());
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", &pattern])
-        .output()
-        .unwrap();
-    stdout(&out)
-        .lines()
-        .next()
-        .expect("agent running")
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -66,7 +50,7 @@ fn agent_restart_drops_no_l7_connection_or_dns_query() {
 
     // Kill the agent a second into the loops, restart it a second later.
     std::thread::sleep(Duration::from_secs(1));
-    let pid = agent_pid(&lab);
+    let pid = lab.pid_of("run");
     std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()

@@ -128,20 +128,6 @@ fn l7_proxy_behaviour_in_the_lab() {
     );
 
     // The proxies run in their own process: killing the agent leaves L7 enforcement running.
-    let pid_of = |what: &str| -> i32 {
-        let pattern = format!("{what} --config {}", lab.agent_config().display());
-        let out = std::process::Command::new("pgrep")
-            .args(["-f", &pattern])
-            .output()
-            .unwrap();
-        stdout(&out)
-            .lines()
-            .next()
-            .unwrap_or_else(|| panic!("no process {pattern:?}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
     let kill = |pid: i32| {
         std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
@@ -149,7 +135,7 @@ fn l7_proxy_behaviour_in_the_lab() {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
-    kill(pid_of("run"));
+    kill(lab.pid_of("run"));
     assert_eq!(
         status(&lab, prod, &[], &format!("{URL}/public")),
         "200",
@@ -163,7 +149,7 @@ fn l7_proxy_behaviour_in_the_lab() {
 
     // Fail closed: with the proxy process gone too, redirected flows never bypass to the
     // server; L3/L4 verdicts stay in the kernel.
-    kill(pid_of("proxy"));
+    kill(lab.pid_of("proxy"));
     let out = lab.exec(
         prod,
         &[

@@ -92,6 +92,23 @@ impl Lab {
         self.state_dir.join("palisade.yaml")
     }
 
+    /// Pid of this lab's `palisade run` (`what` = "run") or `palisade proxy` (`what` =
+    /// "proxy"), found by its command line (the lab's config path is unique to the lab).
+    pub fn pid_of(&self, what: &str) -> i32 {
+        let pattern = format!("{what} --config {}", self.agent_config().display());
+        let out = Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .expect("run pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no process matches {pattern:?}"))
+            .trim()
+            .parse()
+            .expect("pgrep prints a pid")
+    }
+
     /// The `palisade` binary under test.
     pub fn bin(&self) -> &Path {
         &self.bin
