@@ -99,26 +99,29 @@ async fn session(
     }
     let mut http = agent.http_snapshots.subscribe();
     let mut dns = agent.dns_snapshots.subscribe();
-    // Whatever is in force now goes first.
     if let Some(tx) = connected.take() {
         let _ = tx.send(());
     }
+    // Whatever is in force now goes first; before this agent's first revision (a restart)
+    // there is nothing to send, and the proxy keeps enforcing what it has.
     let first_http = (**http.borrow_and_update()).clone();
     let first_dns = (**dns.borrow_and_update()).clone();
-    send(
-        &mut w,
-        &ToProxy::Http {
-            snapshot: first_http,
-        },
-    )
-    .await?;
-    send(
-        &mut w,
-        &ToProxy::Dns {
-            snapshot: first_dns,
-        },
-    )
-    .await?;
+    if first_http.revision > 0 {
+        send(
+            &mut w,
+            &ToProxy::Http {
+                snapshot: first_http,
+            },
+        )
+        .await?;
+        send(
+            &mut w,
+            &ToProxy::Dns {
+                snapshot: first_dns,
+            },
+        )
+        .await?;
+    }
     let (learned_tx, mut learned_rx) = mpsc::channel::<ToProxy>(1024);
     loop {
         tokio::select! {
