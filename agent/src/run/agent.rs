@@ -68,6 +68,9 @@ pub struct Inner {
     pub last_error: Option<String>,
     /// Learned-name TTL refreshes not yet written to disk.
     pub fqdn_dirty: bool,
+    /// Names → addresses of `fqdn`, kept in step with it so a DNS answer costs a lookup, not
+    /// a walk over the whole cache.
+    pub learned: LearnedNames,
     /// Endpoint name by address, for naming flows.
     pub endpoint_by_ip: std::collections::HashMap<std::net::IpAddr, String>,
 }
@@ -75,13 +78,28 @@ pub struct Inner {
 impl Inner {
     /// Names → addresses learned by every endpoint.
     pub fn learned(&self) -> LearnedNames {
+        self.learned.clone()
+    }
+
+    /// Rebuilds `learned` from the cache after the cache changed.
+    fn refresh_learned(&mut self) {
         let mut out = LearnedNames::new();
         for e in self.fqdn.entries() {
             out.entry(normalize_name(&e.name))
                 .or_default()
                 .extend(e.ips.iter().copied());
         }
-        out
+        self.learned = out;
+    }
+
+    /// True when an answer carries an address not yet learned for one of its names.
+    fn is_new(&self, names: &[String], addrs: &[(std::net::IpAddr, u32)]) -> bool {
+        names.iter().any(|n| {
+            let known = self.learned.get(&normalize_name(n));
+            addrs
+                .iter()
+                .any(|(ip, _)| !known.is_some_and(|s| s.contains(ip)))
+        })
     }
 }
 
@@ -114,7 +132,7 @@ impl Agent {
         let min_ttl = std::time::Duration::from_secs(config.dns_proxy.min_ttl.into());
         let fqdn = FqdnCache::load(&fqdn_path(&config))
             .unwrap_or_else(|_| FqdnCache::with_limit(min_ttl, config.dns_proxy.max_ips_per_name));
-        let inner = Inner {
+        let mut inner = Inner {
             inputs: Inputs::new(config.topology.clone(), config.policies.clone()),
             alloc: Allocator::new(),
             engine: None,
@@ -127,7 +145,9 @@ impl Agent {
             last_error: None,
             endpoint_by_ip: Default::default(),
             fqdn_dirty: false,
+            learned: LearnedNames::new(),
         };
+        inner.refresh_learned();
         let external_proxy = config.proxy.mode == crate::config::ProxyMode::External;
         let ports = ProxyPorts {
             http: config.proxy.http_port,
@@ -310,13 +330,12 @@ impl Agent {
         addrs: &[(std::net::IpAddr, u32)],
     ) -> Result<()> {
         let mut inner = self.lock();
-        let before = inner.learned();
-        inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
-        let after = inner.learned();
-        self.metrics
-            .fqdn_cache_ips
-            .set(after.values().map(|s| s.len()).sum::<usize>() as i64);
-        if before != after {
+        let new = inner.is_new(names, addrs);
+        let evicted = inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
+        if new || !evicted.is_empty() {
+            inner.refresh_learned();
+            let n: usize = inner.learned.values().map(|s| s.len()).sum();
+            self.metrics.fqdn_cache_ips.set(n as i64);
             self.apply(&mut inner)?;
             // New addresses are persisted at once, so a restart right after keeps them.
             let _ = inner.fqdn.save(&fqdn_path(&self.config));
@@ -355,13 +374,15 @@ impl Agent {
                 removed += 1;
             }
         }
+        // Expired addresses kept for open connections were re-inserted above.
+        inner.refresh_learned();
         if removed > 0 {
             if let Err(e) = self.apply(&mut inner) {
                 tracing::error!("applying FQDN expiry: {e:#}");
             }
         }
         let _ = inner.fqdn.save(&fqdn_path(&self.config));
-        let n: usize = inner.learned().values().map(|s| s.len()).sum();
+        let n: usize = inner.learned.values().map(|s| s.len()).sum();
         self.metrics.fqdn_cache_ips.set(n as i64);
     }
 }
