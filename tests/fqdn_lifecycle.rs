@@ -122,7 +122,7 @@ spec:
 }
 
 /// A lab built from [`topology`], removed on drop (also when the test panics): namespaces
-/// `pe2e-<tag>-…`, state under `/run/palisade-e2e-<tag>`.
+/// `pe2e-<tag>-…`, state under `/run/palisade-pe2e-<tag>` (`pe2e` is `$PALISADE_E2E_PREFIX` when set).
 struct FqdnLab {
     bin: PathBuf,
     state_dir: PathBuf,
@@ -135,11 +135,12 @@ struct FqdnLab {
 
 impl FqdnLab {
     fn up(tag: &str, ttl: u32) -> FqdnLab {
-        let work = std::env::temp_dir().join(format!("pe2e-{tag}-{}", std::process::id()));
+        let work =
+            std::env::temp_dir().join(format!("{}-{}", paths::lab_name(tag), std::process::id()));
         let lab = FqdnLab {
             bin: paths::palisade_bin(),
-            state_dir: PathBuf::from(format!("/run/palisade-e2e-{tag}")),
-            prefix: format!("pe2e-{tag}-"),
+            state_dir: PathBuf::from(format!("/run/palisade-{}", paths::lab_name(tag))),
+            prefix: format!("{}-", paths::lab_name(tag)),
             policies: work.join("policies"),
             work,
             children: Vec::new(),

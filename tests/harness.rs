@@ -3,7 +3,7 @@
 //! agent with its eBPF datapath in node k8s-w1), feeds it policy files, runs real `curl`,
 //! `ping` and `dig` in pods, and tears everything down on drop, also when a test panics.
 //!
-//! Every lab has its own tag: namespaces `pe2e-<tag>-…`, state under `/run/palisade-e2e-<tag>`,
+//! Every lab has its own tag: namespaces `pe2e-<tag>-…`, state under `/run/palisade-pe2e-<tag>` (`pe2e` is `$PALISADE_E2E_PREFIX` when set),
 //! so test binaries never meet each other or a developer's lab.
 #![forbid(unsafe_code)]
 

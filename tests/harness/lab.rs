@@ -35,10 +35,11 @@ impl Lab {
     /// `-…` (`ops` would remove the namespaces of `ops-cli`); tags are unique across the suite.
     pub fn up(tag: &str) -> Lab {
         let bin = paths::palisade_bin();
-        let work = std::env::temp_dir().join(format!("pe2e-{tag}-{}", std::process::id()));
+        let work =
+            std::env::temp_dir().join(format!("{}-{}", paths::lab_name(tag), std::process::id()));
         let lab = Lab {
-            state_dir: PathBuf::from(format!("/run/palisade-e2e-{tag}")),
-            prefix: format!("pe2e-{tag}-"),
+            state_dir: PathBuf::from(format!("/run/palisade-{}", paths::lab_name(tag))),
+            prefix: format!("{}-", paths::lab_name(tag)),
             policies: work.join("policies"),
             work,
             bin,

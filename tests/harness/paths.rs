@@ -36,3 +36,10 @@ pub fn topology() -> PathBuf {
 pub fn scenario_policy(rel: &str) -> PathBuf {
     config_dir().join("policies").join(rel)
 }
+
+/// Start of every lab name this suite creates: `$PALISADE_E2E_PREFIX` (default `pe2e`), so two
+/// checkouts can run the suite at once without meeting each other's namespaces.
+pub fn lab_name(tag: &str) -> String {
+    let base = std::env::var("PALISADE_E2E_PREFIX").unwrap_or_else(|_| "pe2e".to_string());
+    format!("{base}-{tag}")
+}

@@ -12,6 +12,11 @@ use palisade_lab::{LabOptions, LabStatus};
 /// Options for a test lab: prefix `plabt-<tag>-`, its own state and bpffs directories, the
 /// stand-in server binary, no agent.
 pub fn options(tag: &str) -> LabOptions {
+    // $PALISADE_E2E_PREFIX keeps two checkouts running the suite at once apart.
+    let tag = match std::env::var("PALISADE_E2E_PREFIX") {
+        Ok(p) => format!("{p}{tag}"),
+        Err(_) => tag.to_string(),
+    };
     LabOptions {
         state_dir: PathBuf::from(format!("/run/palisade-labt-{tag}")),
         agent_exe: PathBuf::from(env!("CARGO_BIN_EXE_palisade-lab")),
