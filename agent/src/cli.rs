@@ -49,6 +49,10 @@ pub enum Command {
         /// Config file (the agent's).
         #[arg(long, default_value = "/etc/palisade/palisade.yaml")]
         config: PathBuf,
+        /// Replace the running proxy process: take over its listening sockets and policy, then
+        /// let it drain and exit (no connection or query is refused meanwhile).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Policy tools (offline, or live with --socket).
     Policy {

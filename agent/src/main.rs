@@ -7,6 +7,7 @@ mod config;
 mod lab_cmd;
 mod live;
 mod offline;
+mod proxy_handover;
 mod proxy_link;
 mod proxy_process;
 mod run;
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => run::main(&config),
-        Command::Proxy { config } => proxy_process::main(&config),
+        Command::Proxy { config, upgrade } => proxy_process::main(&config, upgrade),
         Command::Policy { cmd } => match cmd {
             PolicyCmd::Validate { paths } => offline::validate(&paths),
             PolicyCmd::Trace(args) => match &args.topology {

@@ -30,6 +30,7 @@ pub mod server;
 pub mod snapshot;
 pub mod wire;
 
+mod drain;
 mod flow_out;
 mod handler;
 mod inflight;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::policy::CompiledPolicy;
 use crate::refresh::LearnFilter;
 use crate::snapshot::DnsSnapshot;
 use crate::udp_thread::UdpThread;
-use crate::{sockets, tcp};
+use crate::{drain, sockets, tcp};
 
 /// Counters of the running proxy (read them with `load(Ordering::Relaxed)`).
 #[derive(Debug, Default)]
@@ -90,6 +91,39 @@ impl BoundDnsProxy {
         })
     }
 
+    /// Serves on listeners bound elsewhere: the ones a previous proxy process handed over on an
+    /// upgrade (the same kernel sockets, so no query is lost meanwhile).
+    pub fn from_sockets(
+        config: DnsProxyConfig,
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+    ) -> Result<Self, DnsProxyError> {
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.listen_port));
+        let register = |proto| {
+            move |source| DnsProxyError::Bind {
+                proto,
+                addr,
+                source,
+            }
+        };
+        udp.set_nonblocking(true).map_err(register("udp"))?;
+        tcp.set_nonblocking(true).map_err(register("tcp"))?;
+        Ok(BoundDnsProxy {
+            config,
+            udp: UdpSocket::from_std(udp).map_err(register("udp"))?,
+            tcp: TcpListener::from_std(tcp).map_err(register("tcp"))?,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Second descriptors of the UDP and TCP listeners, to hand over to a new proxy process.
+    pub fn listener_fds(&self) -> std::io::Result<(OwnedFd, OwnedFd)> {
+        Ok((
+            self.udp.as_fd().try_clone_to_owned()?,
+            self.tcp.as_fd().try_clone_to_owned()?,
+        ))
+    }
+
     /// The port both listeners are bound to.
     pub fn port(&self) -> u16 {
         self.udp.local_addr().map(|a| a.port()).unwrap_or(0)
@@ -100,7 +134,8 @@ impl BoundDnsProxy {
         self.stats.clone()
     }
 
-    /// Serves until `shutdown` completes; in-flight queries are abandoned then.
+    /// Serves until `shutdown` completes, then stops reading the listeners and lets the queries
+    /// in flight finish (bounded by the upstream and learn timeouts).
     pub async fn serve(
         self,
         snapshots: watch::Receiver<Arc<DnsSnapshot>>,
@@ -130,7 +165,12 @@ impl BoundDnsProxy {
                     source,
                 }
             })?;
-        let tcp = tcp::serve(self.tcp, shared.clone(), limit);
+        let (stop_tcp, tcp_stopped) = watch::channel(false);
+        let tcp = tcp::serve(self.tcp, shared.clone(), limit.clone(), async move {
+            let mut rx = tcp_stopped;
+            let _ = rx.wait_for(|s| *s).await;
+        });
+        let mut tcp = std::pin::pin!(tcp);
         let flusher = shared.clone();
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(FLUSH);
@@ -146,10 +186,18 @@ impl BoundDnsProxy {
                 // No error sent: the thread ended (panicked) before being stopped.
                 source: r.unwrap_or_else(|_| std::io::Error::other("UDP thread ended")),
             }),
-            r = tcp => r.map_err(|source| DnsProxyError::Serve { proto: "tcp", source }),
+            r = &mut tcp => r.map_err(|source| DnsProxyError::Serve { proto: "tcp", source }),
             () = shutdown => Ok(()),
         };
         drop(udp);
+        if result.is_ok() {
+            let _ = stop_tcp.send(true);
+            let _ = tcp.await;
+        }
+        let max = self.config.max_in_flight.max(1);
+        if !drain::in_flight_done(&limit, max, drain::bound(&self.config)).await {
+            tracing::warn!("DNS queries still in flight after the drain bound");
+        }
         policy.task.abort();
         flusher.abort();
         shared.mux.shutdown();

@@ -1,6 +1,7 @@
 //! TCP front end: accept on the transparent listener (the accepted socket's local address is the
 //! original resolver), then read length-prefixed queries and answer them in order.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,22 +12,29 @@ use tokio::task::JoinSet;
 
 use crate::flow::Transport;
 use crate::handler::{Addrs, Shared};
-use crate::sockets;
 use crate::upstream::{read_frame, write_frame, Upstream};
+use crate::{drain, sockets};
 
 /// An idle client connection is closed after this (RFC 7766 suggests seconds, not minutes).
 const IDLE: Duration = Duration::from_secs(10);
 
-/// Serves the TCP listener until the task is dropped.
+/// Serves the TCP listener until `stop` completes; then stops accepting, lets the queries being
+/// answered finish and closes the connections.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
+    stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut conns = JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
     loop {
         while conns.try_join_next().is_some() {}
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut stop => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of fds or an aborted handshake: keep the listener alive.
@@ -45,6 +53,11 @@ pub async fn serve(
         };
         conns.spawn(connection(stream, addrs, shared.clone(), limit.clone()));
     }
+    drop(listener);
+    let max = shared.config.max_in_flight.max(1);
+    drain::in_flight_done(&limit, max, drain::bound(&shared.config)).await;
+    conns.shutdown().await;
+    Ok(())
 }
 
 async fn connection(

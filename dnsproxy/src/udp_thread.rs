@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::handler::Shared;
-use crate::udp;
+use crate::{drain, udp};
 
 /// The running UDP thread; dropping it stops the thread (without waiting for it).
 pub struct UdpThread {
@@ -31,6 +31,7 @@ impl UdpThread {
             .build()?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (failed_tx, failed_rx) = oneshot::channel();
+        let (drain_shared, drain_limit) = (shared.clone(), limit.clone());
         let thread = std::thread::Builder::new()
             .name("palisade-dns-udp".into())
             .spawn(move || {
@@ -45,7 +46,12 @@ impl UdpThread {
                                 let _ = failed_tx.send(e);
                             }
                         }
-                        _ = stop_rx => {}
+                        _ = stop_rx => {
+                            // The listener is closed; queries already read still get answers.
+                            let max = drain_shared.config.max_in_flight.max(1);
+                            let within = drain::bound(&drain_shared.config);
+                            drain::in_flight_done(&drain_limit, max, within).await;
+                        }
                     }
                 });
                 // Learner calls still running on the blocking pool finish on their own.

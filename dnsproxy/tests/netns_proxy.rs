@@ -395,3 +395,37 @@ fn repeated_answer_is_released_without_waiting_for_the_learner() {
     );
     assert_eq!(learner.calls().len(), 2, "the new name was learned");
 }
+
+#[test]
+fn stopping_lets_queries_in_flight_finish() {
+    if skip_unless_root() {
+        return;
+    }
+    let extra = [DNSMASQ, &["--address=/slow.palisade.test/10.99.0.31"]].concat();
+    let lab = Lab::new("drain", PROXY_PORT, &extra);
+    // slow.* spends 10 × 60 ms in the learner: still in flight when the proxy is stopped.
+    let learner = Arc::new(RecordingLearner::new(Duration::from_millis(60)));
+    let proxy = ProxyThread::start(
+        &lab.node,
+        config(RejectCode::Refused),
+        snapshot(),
+        learner.clone(),
+    );
+    let out = std::thread::scope(|s| {
+        let dig = s.spawn(|| lab.dig(&[&format!("@{RESOLVER_IP}"), "slow.palisade.test"]));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!dig.is_finished(), "the query is still in flight");
+        // As on an upgrade: the listeners stop, the query already read is answered.
+        drop(proxy);
+        dig.join().expect("dig thread")
+    });
+    assert_eq!(status(&out), "NOERROR", "answered while draining:\n{out}");
+    assert!(out.contains("10.99.0.31"), "with its address:\n{out}");
+    assert!(
+        learner
+            .calls()
+            .iter()
+            .any(|c| c.update.qname == "slow.palisade.test."),
+        "learned before the answer was released"
+    );
+}

@@ -59,8 +59,19 @@ impl Proxy {
         }
         socket.bind(&addr.into()).map_err(err("bind"))?;
         socket.listen(1024).map_err(err("listen"))?;
-        socket.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
-        let listener = TcpListener::from_std(socket.into()).map_err(err("register"))?;
+        Proxy::from_listener(config, socket.into())
+    }
+
+    /// Serves on a listener bound elsewhere: the one a previous proxy process handed over on an
+    /// upgrade (the same kernel socket, so no connection is refused meanwhile).
+    pub fn from_listener(
+        config: ProxyConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<Proxy, ProxyError> {
+        let addr = config.listen;
+        let err = |op| move |source| ProxyError::Listen { addr, op, source };
+        listener.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+        let listener = TcpListener::from_std(listener).map_err(err("register"))?;
         let local_addr = listener.local_addr().map_err(err("getsockname"))?;
         let (applied_tx, _) = watch::channel(0);
         Ok(Proxy {
@@ -74,6 +85,11 @@ impl Proxy {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A second descriptor of the listening socket, to hand over to a new proxy process.
+    pub fn listener_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        std::os::fd::AsFd::as_fd(&self.listener).try_clone_to_owned()
     }
 
     /// Revision of the snapshot currently enforced (0 before the first one compiles). A snapshot

@@ -74,10 +74,17 @@ pub async fn run(
         )
         .await
         {
-            Ok(()) => tracing::warn!("proxy link closed; reconnecting"),
-            Err(e) => tracing::error!("proxy link: {e:#}"),
+            // A clean close is usually a proxy upgrade: the new process already listens, and
+            // its DNS answers wait for this agent's learn replies, so reconnect at once.
+            Ok(()) => {
+                tracing::warn!("proxy link closed; reconnecting");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                tracing::error!("proxy link: {e:#}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
