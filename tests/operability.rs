@@ -598,6 +598,16 @@ fn metrics_count_exactly_what_was_driven() {
         lab.revision().expect("ready file") as f64,
         "palisade_policy_revision still the revision in force"
     );
+    // Pods' own IPv6 link control (MLD reports from link-local addresses) is not spoofing.
+    assert_eq!(
+        sample(
+            &after_text,
+            "palisade_drop_count_total",
+            &[("reason", "Source address not the endpoint's")]
+        ),
+        0.0,
+        "no spoofed-source drops in a lab where no pod spoofs:\n{after_text}"
+    );
 }
 
 #[test]

@@ -7,9 +7,9 @@ mod bpffs;
 #[path = "helpers/packet.rs"]
 mod packet;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use packet::{icmp, tcp, udp, ACK, RST, SYN};
+use packet::{hop_by_hop, icmp, icmpv6_body, ipv6, tcp, udp, ACK, RST, SYN};
 use palisade_bpf::{
     Datapath, DatapathError, Direction, DropReason, EndpointInfo, EventKind, Hook, PolicyEntry,
     Verdict, TC_ACT_OK, TC_ACT_SHOT,
@@ -22,6 +22,8 @@ const NET_2001: Ipv4Addr = Ipv4Addr::new(10, 1, 9, 9); // in 10.1.0.0/16 -> 2001
 const NET_2002: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 5); // in 10.1.2.0/24 -> 2002
 const WORLD: Ipv4Addr = Ipv4Addr::new(8, 8, 8, 8);
 const PROXY_PORT: u16 = 15999;
+const LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const MLDV2_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
 
 fn entry(
     direction: Direction,
@@ -137,6 +139,12 @@ fn verdict_table() {
         ("external traffic not for a local pod is not ours", FN, tcp(WORLD, 1, NET_2002, 2, SYN), TC_ACT_OK),
         ("local pod address arriving from outside is forged", FN, tcp(C, 1, B, 80, SYN), TC_ACT_SHOT),
         ("unknown source address from a pod is spoofed", FC, tcp(Ipv4Addr::new(10, 0, 0, 99), 1, B, 80, SYN), TC_ACT_SHOT),
+        ("MLDv2 report behind hop-by-hop is link control", FC, ipv6(LINK_LOCAL, MLDV2_ROUTERS, 0, &hop_by_hop(58, &icmpv6_body(143))), TC_ACT_OK),
+        ("MLDv1 report without extension header too", FC, ipv6(LINK_LOCAL, MLDV2_ROUTERS, 58, &icmpv6_body(131)), TC_ACT_OK),
+        ("neighbour solicitation passes", FC, ipv6(LINK_LOCAL, MLDV2_ROUTERS, 58, &icmpv6_body(135)), TC_ACT_OK),
+        ("UDP behind hop-by-hop to link multicast is not", FC, ipv6(LINK_LOCAL, MLDV2_ROUTERS, 0, &hop_by_hop(17, &[0u8; 8])), TC_ACT_SHOT),
+        ("UDP from link-local to link multicast is spoofed", FC, ipv6(LINK_LOCAL, MLDV2_ROUTERS, 17, &[0u8; 8]), TC_ACT_SHOT),
+        ("MLD type to a unicast address is not link control", FC, ipv6(LINK_LOCAL, LINK_LOCAL, 58, &icmpv6_body(143)), TC_ACT_SHOT),
     ];
     for (name, hook, frame, want) in &table {
         let got = run(&dp, *hook, frame);

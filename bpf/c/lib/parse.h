@@ -15,7 +15,7 @@
 #define PAL_PARSE_OK 0
 #define PAL_PARSE_NOT_IP 1    /* ARP and friends: not ours to judge */
 #define PAL_PARSE_MALFORMED 2
-#define PAL_PARSE_ND 3        /* IPv6 neighbour discovery: always passes */
+#define PAL_PARSE_ND 3        /* IPv6 link control (neighbour discovery, MLD): always passes */
 
 #define PAL_TCP_FIN 0x01
 #define PAL_TCP_SYN 0x02
@@ -37,6 +37,37 @@ struct pal_flow {
 	__u32 l3_off;
 	__u32 l4_off;
 };
+
+/* Multicast Listener Query, Report and Done (MLDv1), MLDv2 Report. */
+static __always_inline int pal_is_mld(__u8 type)
+{
+	return type == 130 || type == 131 || type == 132 || type == 143;
+}
+
+/* ff02::/16: link-scope multicast, which no router forwards. */
+static __always_inline int pal_link_multicast(const struct pal_flow *f)
+{
+	return (bpf_ntohl(f->daddr[0]) >> 16) == 0xff02;
+}
+
+/*
+ * MLD reports come behind a hop-by-hop header (Router Alert). Step over that one header when the
+ * packet goes to link-scope multicast, so the reports pods send on their own are link control
+ * rather than unknown protocol 0 from an unknown (link-local) source.
+ */
+static __always_inline void pal_skip_hop_by_hop(struct __sk_buff *skb, struct pal_flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *hbh = data + f->l4_off;
+
+	if (f->proto != IPPROTO_HOPOPTS || !pal_link_multicast(f))
+		return;
+	if ((void *)(hbh + 2) > end)
+		return;
+	f->proto = hbh[0];
+	f->l4_off += ((__u32)hbh[1] + 1) * 8;
+}
 
 static __always_inline int pal_parse_l4(struct __sk_buff *skb, struct pal_flow *f)
 {
@@ -72,6 +103,8 @@ static __always_inline int pal_parse_l4(struct __sk_buff *skb, struct pal_flow *
 		else if (type == 0 || type == 129)
 			f->dport = id;
 		if (f->proto == IPPROTO_ICMPV6 && type >= 133 && type <= 137)
+			return PAL_PARSE_ND;
+		if (f->proto == IPPROTO_ICMPV6 && pal_is_mld(type) && pal_link_multicast(f))
 			return PAL_PARSE_ND;
 		return PAL_PARSE_OK;
 	}
@@ -116,6 +149,7 @@ static __always_inline int pal_parse(struct __sk_buff *skb, struct pal_flow *f)
 		/* Extension headers are not walked: their next-header value is the "protocol". */
 		f->proto = ip6->nexthdr;
 		f->l4_off = f->l3_off + sizeof(*ip6);
+		pal_skip_hop_by_hop(skb, f);
 	} else {
 		return PAL_PARSE_NOT_IP;
 	}
