@@ -153,11 +153,7 @@ impl ClusterState {
             }
         }
         for (ip, keys) in per_ip {
-            let mut set: LabelSet = keys
-                .iter()
-                .map(|k| Label::new(SOURCE_FQDN, k, ""))
-                .collect();
-            set.insert(Label::new(SOURCE_RESERVED, "world", ""));
+            let set = fqdn_identity_labels(ip, &keys, &inputs.cidrs);
             let id = alloc.local(&set, IdentityKind::Fqdn);
             self.in_use.insert(id);
             self.ipcache.insert(IpNet::from(ip), id);
@@ -219,6 +215,27 @@ impl ClusterState {
 }
 
 /// The label key of a toFQDNs selector (`fqdn:api.github.com`, `fqdn:*.github.com`).
+/// Labels of the identity of a learned address: the toFQDNs selectors that select it, and, as
+/// Cilium's CIDR labels do, every policy CIDR containing it, so that `toCIDR`/`toCIDRSet` rules
+/// keep selecting an address once DNS has taught it (the ipcache's /32 wins over the prefix).
+pub fn fqdn_identity_labels(
+    ip: IpAddr,
+    selector_keys: &BTreeSet<String>,
+    policy_cidrs: &BTreeSet<IpNet>,
+) -> LabelSet {
+    let mut set: LabelSet = selector_keys
+        .iter()
+        .map(|k| Label::new(SOURCE_FQDN, k, ""))
+        .collect();
+    for net in policy_cidrs {
+        if net.prefix_len() > 0 && net.contains(&ip) {
+            set.insert(Label::new(SOURCE_CIDR, &net.to_string(), ""));
+        }
+    }
+    set.insert(Label::new(SOURCE_RESERVED, "world", ""));
+    set
+}
+
 pub fn fqdn_label_key(s: &FqdnSelector) -> String {
     s.match_name
         .clone()

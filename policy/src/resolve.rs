@@ -450,12 +450,19 @@ fn cidr_family(i: &Identity) -> Option<bool> {
     }
 }
 
-/// A CIDR selector selects CIDR identities inside it (minus exceptions); `/0` also selects the
-/// world identities and learned FQDN addresses. Cluster endpoints are never selected.
+/// A CIDR selector selects CIDR identities inside it (minus exceptions), learned FQDN addresses
+/// inside it (their identities carry the labels of the policy CIDRs containing them), and with
+/// `/0` the world identities. Cluster endpoints are never selected.
 fn cidr_selects(net: &ipnet::IpNet, except: &[ipnet::IpNet], i: &Identity) -> bool {
+    let has_cidr = |n: &ipnet::IpNet| {
+        i.labels
+            .contains(&Label::new(crate::labels::SOURCE_CIDR, &n.to_string(), ""))
+    };
     match &i.kind {
         IdentityKind::Cidr(p) => net.contains(p) && !except.iter().any(|e| e.contains(p)),
-        IdentityKind::Fqdn => net.prefix_len() == 0,
+        IdentityKind::Fqdn => {
+            (net.prefix_len() == 0 || has_cidr(net)) && !except.iter().any(has_cidr)
+        }
         IdentityKind::Reserved if net.prefix_len() == 0 => {
             i.id == identity::WORLD
                 || i.id

@@ -514,3 +514,54 @@ fn new_pod_with_known_identity_changes_no_entries() {
         );
     }
 }
+
+/// Cilium gives a learned address the labels of every policy CIDR containing it, so a CIDR rule
+/// keeps selecting an address after DNS taught it (its /32 wins in the ipcache).
+#[test]
+fn cidr_rules_still_select_addresses_learned_by_dns() {
+    let body = "  egress:\n  - toCIDRSet: [{cidr: 20.0.0.0/8, except: [20.9.0.0/16]}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n  - toFQDNs: [{matchName: api.example.com}]\n    toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n  - toCIDR: [0.0.0.0/0]\n    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
+    let topo = Topology::parse(TOPO, Path::new("topo.yaml")).expect("topology");
+    let set = parse_str(&cnp("p", "app: a", body), Path::new("p.yaml")).expect("policies parse");
+    let mut learned = LearnedNames::new();
+    learned.insert(
+        "api.example.com.".to_string(),
+        ["20.1.1.1", "20.9.1.1", "30.1.1.1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect(),
+    );
+    let e = Engine::new(
+        topo,
+        set.policies,
+        &learned,
+        Allocator::new(),
+        ResolveOptions::default(),
+    );
+    let learned_ids: std::collections::BTreeSet<u32> = ["20.1.1.1", "20.9.1.1", "30.1.1.1"]
+        .iter()
+        .map(|a| e.state.identity_of(a.parse().unwrap()))
+        .collect();
+    assert_eq!(learned_ids.len(), 3, "one identity per CIDR membership");
+    check(
+        &e,
+        "default/a",
+        Direction::Egress,
+        &[
+            // inside the CIDR: both the CIDR rule and the FQDN rule apply
+            ("20.1.1.1", 6, 80, ALLOW),
+            ("20.1.1.1", 6, 443, ALLOW),
+            // inside the except: only the FQDN rule
+            ("20.9.1.1", 6, 80, DENY),
+            ("20.9.1.1", 6, 443, ALLOW),
+            // outside the CIDR: only the FQDN rule
+            ("30.1.1.1", 6, 80, DENY),
+            ("30.1.1.1", 6, 443, ALLOW),
+            // not learned: the CIDR rule as before
+            ("20.1.1.2", 6, 80, ALLOW),
+            ("20.1.1.2", 6, 443, DENY),
+            // /0 selects every learned address
+            ("20.9.1.1", 6, 8080, ALLOW),
+            ("30.1.1.1", 6, 8080, ALLOW),
+        ],
+    );
+}
