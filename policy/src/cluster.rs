@@ -232,6 +232,10 @@ pub fn fqdn_identity_labels(
             set.insert(Label::new(SOURCE_CIDR, &net.to_string(), ""));
         }
     }
+    // The family's whole space, as Cilium labels CIDR identities: world-ipv4/-ipv6 and
+    // `0.0.0.0/0` / `::/0` rules select by it.
+    let all = if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+    set.insert(Label::new(SOURCE_CIDR, all, ""));
     set.insert(Label::new(SOURCE_RESERVED, "world", ""));
     set
 }

@@ -442,10 +442,13 @@ fn entity_selects(e: Entity, i: &Identity) -> bool {
     }
 }
 
-/// For CIDR identities: Some(true) when IPv4.
+/// For CIDR and learned FQDN identities: Some(true) when IPv4.
 fn cidr_family(i: &Identity) -> Option<bool> {
+    let label = |all: &str| Label::new(crate::labels::SOURCE_CIDR, all, "");
     match &i.kind {
         IdentityKind::Cidr(n) => Some(matches!(n, ipnet::IpNet::V4(_))),
+        IdentityKind::Fqdn if i.labels.contains(&label("0.0.0.0/0")) => Some(true),
+        IdentityKind::Fqdn if i.labels.contains(&label("::/0")) => Some(false),
         _ => None,
     }
 }
@@ -460,9 +463,7 @@ fn cidr_selects(net: &ipnet::IpNet, except: &[ipnet::IpNet], i: &Identity) -> bo
     };
     match &i.kind {
         IdentityKind::Cidr(p) => net.contains(p) && !except.iter().any(|e| e.contains(p)),
-        IdentityKind::Fqdn => {
-            (net.prefix_len() == 0 || has_cidr(net)) && !except.iter().any(has_cidr)
-        }
+        IdentityKind::Fqdn => has_cidr(net) && !except.iter().any(has_cidr),
         IdentityKind::Reserved if net.prefix_len() == 0 => {
             i.id == identity::WORLD
                 || i.id

@@ -519,13 +519,13 @@ fn new_pod_with_known_identity_changes_no_entries() {
 /// keeps selecting an address after DNS taught it (its /32 wins in the ipcache).
 #[test]
 fn cidr_rules_still_select_addresses_learned_by_dns() {
-    let body = "  egress:\n  - toCIDRSet: [{cidr: 20.0.0.0/8, except: [20.9.0.0/16]}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n  - toFQDNs: [{matchName: api.example.com}]\n    toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n  - toCIDR: [0.0.0.0/0]\n    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
+    let body = "  egress:\n  - toCIDRSet: [{cidr: 20.0.0.0/8, except: [20.9.0.0/16]}]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n  - toFQDNs: [{matchName: api.example.com}]\n    toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n  - toCIDR: [0.0.0.0/0]\n    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n  - toCIDR: [\"::/0\"]\n    toPorts: [{ports: [{port: \"8081\", protocol: TCP}]}]\n  - toEntities: [world-ipv4]\n    toPorts: [{ports: [{port: \"9090\", protocol: TCP}]}]\n  - toEntities: [world-ipv6]\n    toPorts: [{ports: [{port: \"9091\", protocol: TCP}]}]\n";
     let topo = Topology::parse(TOPO, Path::new("topo.yaml")).expect("topology");
     let set = parse_str(&cnp("p", "app: a", body), Path::new("p.yaml")).expect("policies parse");
     let mut learned = LearnedNames::new();
     learned.insert(
         "api.example.com.".to_string(),
-        ["20.1.1.1", "20.9.1.1", "30.1.1.1"]
+        ["20.1.1.1", "20.9.1.1", "30.1.1.1", "2001:db8::1"]
             .iter()
             .map(|a| a.parse().unwrap())
             .collect(),
@@ -541,7 +541,11 @@ fn cidr_rules_still_select_addresses_learned_by_dns() {
         .iter()
         .map(|a| e.state.identity_of(a.parse().unwrap()))
         .collect();
-    assert_eq!(learned_ids.len(), 3, "one identity per CIDR membership");
+    assert_eq!(
+        learned_ids.len(),
+        3,
+        "one identity per set of containing policy CIDRs"
+    );
     check(
         &e,
         "default/a",
@@ -559,9 +563,16 @@ fn cidr_rules_still_select_addresses_learned_by_dns() {
             // not learned: the CIDR rule as before
             ("20.1.1.2", 6, 80, ALLOW),
             ("20.1.1.2", 6, 443, DENY),
-            // /0 selects every learned address
+            // /0 and world-ipv4/-ipv6 select the learned addresses of their family
             ("20.9.1.1", 6, 8080, ALLOW),
             ("30.1.1.1", 6, 8080, ALLOW),
+            ("2001:db8::1", 6, 8080, DENY),
+            ("2001:db8::1", 6, 8081, ALLOW),
+            ("30.1.1.1", 6, 8081, DENY),
+            ("30.1.1.1", 6, 9090, ALLOW),
+            ("2001:db8::1", 6, 9090, DENY),
+            ("2001:db8::1", 6, 9091, ALLOW),
+            ("2001:db8::1", 6, 443, ALLOW),
         ],
     );
 }
