@@ -52,7 +52,7 @@ fn agent_runs_in_the_local_node_until_down() {
     assert!(*running, "agent still runs");
     let log = std::fs::read_to_string(&agent.log).expect("agent log");
     assert!(
-        log.contains("netns: plabt-agt-n2\n"),
+        log.contains(&format!("netns: {}n2\n", opts.prefix)),
         "runs in the local node's namespace:\n{log}"
     );
     assert!(log.contains("--extra"), "extra args passed:\n{log}");

@@ -43,14 +43,14 @@ fn down_cleans_up_after_a_crash() {
 fn down_without_state_finds_leftovers_by_prefix() {
     let opts = options("nostate");
     let _guard = LabGuard(opts.clone());
-    for ns in ["plabt-nostate-a", "plabt-nostate-b"] {
+    for ns in [format!("{}a", opts.prefix), format!("{}b", opts.prefix)] {
         let ok = Command::new("ip")
-            .args(["netns", "add", ns])
+            .args(["netns", "add", &ns])
             .status()
             .expect("ip");
         assert!(ok.success(), "create {ns}");
     }
-    std::fs::create_dir_all("/etc/netns/plabt-nostate-a").expect("etc netns");
+    std::fs::create_dir_all(format!("/etc/netns/{}a", opts.prefix)).expect("etc netns");
     palisade_lab::down(&opts).expect("down without state");
     assert_gone(&opts);
 }
