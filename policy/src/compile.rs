@@ -12,7 +12,7 @@ use crate::labels::{POD_NAMESPACE, SOURCE_K8S};
 use crate::load::{LoadedPolicy, PolicyDoc, PolicyKind};
 use crate::model::{
     CidrRule, EgressRule, IcmpRule, IngressRule, KnpPeer, KnpPolicyType, KnpPort, KnpRule,
-    KubernetesPolicy, L7Rules, PortRule, Rule,
+    KubernetesPolicy, PortRule, Rule, TlsContext,
 };
 use crate::selector::{LabelSelectorSpec, Operator, Selector};
 use crate::topology::{Service, Topology};
@@ -96,10 +96,30 @@ pub struct PortSpec {
 /// L7 rules attached to ports.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum L7 {
-    /// HTTP rules (ORed).
-    Http(Vec<crate::model::HttpRule>),
+    /// HTTP proxy: HTTP rules and TLS handling.
+    Http(HttpL7),
     /// DNS names (ORed).
     Dns(Vec<FqdnSelector>),
+}
+
+/// What the HTTP proxy does on a port: HTTP rules (ORed; empty = every request) and TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpL7 {
+    /// HTTP rules; empty when only TLS settings redirect the port.
+    pub rules: Vec<crate::model::HttpRule>,
+    /// `serverNames`, `terminatingTLS`, `originatingTLS`.
+    pub tls: Option<PortTls>,
+}
+
+/// TLS settings of a port; secret namespaces are filled in (the policy's, or `default`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortTls {
+    /// Allowed SNI values (empty = not checked).
+    pub server_names: Vec<String>,
+    /// Certificate presented to the client.
+    pub terminating: Option<TlsContext>,
+    /// CA bundle the upstream server is verified with.
+    pub originating: Option<TlsContext>,
 }
 
 /// One peer rule: peers × ports (None = all ports and protocols) with optional L7 rules.
@@ -332,7 +352,8 @@ fn ingress_rule(
         nodes: r.from_nodes.as_ref(),
     };
     let (present, sel) = common.selectors(p, inputs);
-    let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref());
+    let policy_ns = p.namespace.as_deref().unwrap_or("default");
+    let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref(), policy_ns);
     PeerRule {
         peers: peers_of(present, ports.is_some(), sel),
         ports,
@@ -389,7 +410,7 @@ fn egress_rule(
             sel.extend(service_backends(svc, inputs));
         }
     }
-    let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref());
+    let ports = port_specs(r.to_ports.as_deref(), r.icmps.as_deref(), &policy_ns);
     PeerRule {
         peers: peers_of(present, ports.is_some(), sel),
         ports,
@@ -426,20 +447,43 @@ fn service_backends(svc: &Service, inputs: &mut IdentityInputs) -> Vec<PeerSelec
     }
 }
 
-fn l7_of(rules: Option<&L7Rules>) -> Option<L7> {
-    let r = rules?;
-    if !r.http.is_empty() {
-        Some(L7::Http(r.http.clone()))
-    } else if !r.dns.is_empty() {
+fn l7_of(pr: &PortRule, policy_ns: &str) -> Option<L7> {
+    let tls = port_tls(pr, policy_ns);
+    let http = pr
+        .rules
+        .as_ref()
+        .map(|r| r.http.clone())
+        .unwrap_or_default();
+    if !http.is_empty() || tls.is_some() {
+        return Some(L7::Http(HttpL7 { rules: http, tls }));
+    }
+    let r = pr.rules.as_ref()?;
+    if !r.dns.is_empty() {
         Some(L7::Dns(r.dns.iter().map(|d| d.0.clone()).collect()))
     } else {
         None
     }
 }
 
+/// The port's TLS settings, `None` when it has none (an empty `serverNames` checks nothing).
+fn port_tls(pr: &PortRule, policy_ns: &str) -> Option<PortTls> {
+    let with_ns = |c: &TlsContext| {
+        let mut c = c.clone();
+        c.secret.namespace.get_or_insert_with(|| policy_ns.to_string());
+        c
+    };
+    let tls = PortTls {
+        server_names: pr.server_names.clone().unwrap_or_default(),
+        terminating: pr.terminating_tls.as_ref().map(with_ns),
+        originating: pr.originating_tls.as_ref().map(with_ns),
+    };
+    (tls != PortTls::default()).then_some(tls)
+}
+
 fn port_specs(
     to_ports: Option<&[PortRule]>,
     icmps: Option<&[IcmpRule]>,
+    policy_ns: &str,
 ) -> Option<Vec<(PortSpec, Option<L7>)>> {
     let to_ports = to_ports.unwrap_or_default();
     let icmps = icmps.unwrap_or_default();
@@ -448,7 +492,7 @@ fn port_specs(
     }
     let mut out = Vec::new();
     for pr in to_ports {
-        let l7 = l7_of(pr.rules.as_ref());
+        let l7 = l7_of(pr, policy_ns);
         if pr.ports.is_empty() {
             // `toPorts` with only L7-less entries and no ports: all ports.
             for proto in Protocol::Any.expand() {

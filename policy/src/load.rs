@@ -430,6 +430,19 @@ fn check_no_l7(
                 "L7 rules are not allowed in deny rules".into(),
             ));
         }
+        let tls = [
+            ("serverNames", p.server_names.is_some()),
+            ("terminatingTLS", p.terminating_tls.is_some()),
+            ("originatingTLS", p.originating_tls.is_some()),
+        ];
+        if let Some((key, _)) = tls.iter().find(|(_, set)| *set) {
+            return Err(ctx.error(
+                key,
+                0,
+                format!("{field}.toPorts[{i}].{key}"),
+                "TLS settings are not allowed in deny rules".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -239,14 +239,15 @@ pub struct PortRule {
     pub ports: Vec<PortProtocol>,
     /// L7 rules.
     pub rules: Option<L7Rules>,
-    /// TLS SNI allowed (accepted; enforcement is a separate feature).
+    /// TLS SNI values allowed on the port (`*` matches within one label); the proxy reads the
+    /// ClientHello and resets a connection whose SNI is missing or not listed.
     pub server_names: Option<Vec<String>>,
-    /// TLS termination secret reference (accepted; enforcement is a separate feature).
+    /// Certificate the proxy presents to terminate the client's TLS.
     #[serde(rename = "terminatingTLS")]
-    pub terminating_tls: Option<serde_yaml_ng::Value>,
-    /// TLS origination secret reference (accepted; enforcement is a separate feature).
+    pub terminating_tls: Option<TlsContext>,
+    /// Trusted CAs the proxy verifies the server with when it opens TLS upstream.
     #[serde(rename = "originatingTLS")]
-    pub originating_tls: Option<serde_yaml_ng::Value>,
+    pub originating_tls: Option<TlsContext>,
     /// Envoy listener reference (accepted, not supported).
     pub listener: Option<serde_yaml_ng::Value>,
 }
@@ -261,9 +262,9 @@ struct RawPortRule {
     #[serde(default)]
     server_names: Option<Vec<String>>,
     #[serde(default, rename = "terminatingTLS")]
-    terminating_tls: Option<serde_yaml_ng::Value>,
+    terminating_tls: Option<TlsContext>,
     #[serde(default, rename = "originatingTLS")]
-    originating_tls: Option<serde_yaml_ng::Value>,
+    originating_tls: Option<TlsContext>,
     #[serde(default)]
     listener: Option<serde_yaml_ng::Value>,
 }
@@ -295,6 +296,7 @@ impl TryFrom<RawPortRule> for PortRule {
                 return Err("rules: L7 rules need at least one port in `ports`".into());
             }
         }
+        check_tls_fields(&r)?;
         for p in &r.ports {
             if let (Some(start), Some(end)) = (p.port.number(), p.end_port) {
                 if end < start {
@@ -311,6 +313,81 @@ impl TryFrom<RawPortRule> for PortRule {
             listener: r.listener,
         })
     }
+}
+
+/// Checks of `serverNames`, `terminatingTLS` and `originatingTLS` that span fields.
+fn check_tls_fields(r: &RawPortRule) -> Result<(), String> {
+    let tls = r.server_names.is_some() || r.terminating_tls.is_some() || r.originating_tls.is_some();
+    if !tls {
+        return Ok(());
+    }
+    if r.rules.as_ref().is_some_and(|l7| !l7.dns.is_empty()) {
+        return Err("rules.dns: DNS rules cannot be combined with TLS settings on one port".into());
+    }
+    if r.ports.is_empty() {
+        return Err("ports: TLS settings need at least one port in `ports`".into());
+    }
+    if r.ports.iter().all(|p| p.protocol == Protocol::Udp) {
+        return Err("ports: TLS settings need a TCP port, but every port is UDP".into());
+    }
+    for (i, name) in r.server_names.iter().flatten().enumerate() {
+        if !valid_server_name(name) {
+            return Err(format!(
+                "serverNames[{i}]: invalid server name \"{name}\": expected DNS labels of letters, digits, `-`, `_` or `*`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Cilium's pattern for a server name: dot-separated labels of `[-a-zA-Z0-9_*]`.
+fn valid_server_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+        })
+}
+
+/// Cilium's `TLSContext`: a secret and the names of the items in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsContext {
+    /// The secret holding the certificate, key and CA bundle.
+    pub secret: TlsSecretRef,
+    /// Item of the trusted CA bundle (default `ca.crt`).
+    #[serde(default, rename = "trustedCA", skip_serializing_if = "Option::is_none")]
+    pub trusted_ca: Option<String>,
+    /// Item of the certificate chain (default `tls.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Item of the private key (default `tls.key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+}
+
+/// Reference to a TLS secret; the namespace defaults to the policy's (`default` when
+/// clusterwide).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSecretRef {
+    /// Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name (required, non-empty).
+    #[serde(deserialize_with = "non_empty")]
+    pub name: String,
+}
+
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Err(serde::de::Error::custom("must not be empty"));
+    }
+    Ok(s)
 }
 
 /// One port (or range) and protocol.

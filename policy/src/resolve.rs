@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::cluster::{fqdn_label_key, ClusterState, Endpoint};
 use crate::compile::{
-    CompiledPolicies, Direction, Origin, PeerRule, PeerSelector, Peers, PortSpec, L7,
+    CompiledPolicies, Direction, Origin, PeerRule, PeerSelector, Peers, PortSpec, PortTls, L7,
 };
 use crate::fqdn::FqdnSelector;
 use crate::identity::{self, Allocator, Identity, IdentityKind};
@@ -102,6 +102,8 @@ pub struct L7Peer {
     pub http: Option<Vec<HttpRule>>,
     /// DNS names; `None` = not DNS-filtered.
     pub dns: Option<Vec<FqdnSelector>>,
+    /// TLS handling (SNI check, termination, origination); `None` = plain traffic.
+    pub tls: Option<PortTls>,
     /// The rule.
     pub origin: Origin,
 }
@@ -588,8 +590,13 @@ impl EntryBuilder {
                             PeerSet::Any => None,
                             PeerSet::Ids(s) => Some(s),
                         },
+                        // A port redirected only for TLS carries no HTTP rules: not HTTP-filtered.
                         http: match &l7 {
-                            Some(L7::Http(r)) => Some(r.clone()),
+                            Some(L7::Http(h)) if !h.rules.is_empty() => Some(h.rules.clone()),
+                            _ => None,
+                        },
+                        tls: match &l7 {
+                            Some(L7::Http(h)) => h.tls.clone(),
                             _ => None,
                         },
                         dns: match &l7 {

@@ -97,3 +97,46 @@ fn unknown_kind_and_missing_spec() {
         err("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n");
     assert_eq!(f, "spec");
 }
+
+#[test]
+fn tls_fields_are_typed_and_checked() {
+    let port = "  ingress:\n  - toPorts:\n    - ports: [{port: \"443\", protocol: TCP}]\n";
+    let cases: &[(&str, usize, &str, &str)] = &[
+        // Unknown key inside a TLS context names its line and the context's path.
+        (
+            "      terminatingTLS:\n        secret: {name: s}\n        certFile: x\n",
+            11,
+            "spec.ingress[0].toPorts[0].terminatingTLS",
+            "unknown field `certFile`",
+        ),
+        ("      originatingTLS: {trustedCA: ca.crt}\n", 9, "spec.ingress[0].toPorts[0]", "missing field `secret`"),
+        ("      terminatingTLS: {secret: {name: \"\"}}\n", 9, "spec.ingress[0].toPorts[0].terminatingTLS.secret", "must not be empty"),
+        ("      serverNames: [\"bad name!\"]\n", 9, "spec.ingress[0].toPorts[0]", "invalid server name \"bad name!\""),
+    ];
+    for (extra, line, field, msg) in cases {
+        let (l, f, m) = err(&format!("{HEAD}{port}{extra}"));
+        assert!(
+            f.starts_with(field) || field.starts_with(f.as_str()),
+            "field for {extra:?}: {f} ({m})"
+        );
+        assert!(m.contains(msg), "message for {extra:?}: {m}");
+        assert_eq!(l, *line, "line for {extra:?} ({f}: {m})");
+    }
+    let cross: &[(&str, &str, &str)] = &[
+        ("  ingress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n      serverNames: [a.b]\n", "spec.ingress[0].toPorts[0]", "need a TCP port"),
+        ("  ingress:\n  - toPorts:\n    - terminatingTLS: {secret: {name: s}}\n", "spec.ingress[0].toPorts[0]", "at least one port"),
+        ("  egress:\n  - toPorts:\n    - ports: [{port: \"53\"}]\n      serverNames: [a.b]\n      rules: {dns: [{matchPattern: \"*\"}]}\n", "spec.egress[0].toPorts[0]", "DNS rules cannot be combined"),
+        ("  egressDeny:\n  - toPorts:\n    - ports: [{port: \"443\", protocol: TCP}]\n      serverNames: [a.b]\n", "spec.egressDeny[0].toPorts[0].serverNames", "not allowed in deny rules"),
+    ];
+    for (body, field, msg) in cross {
+        let (_, f, m) = err(&format!("{HEAD}{body}"));
+        assert!(
+            f.starts_with(field) || field.starts_with(f.as_str()),
+            "field for {body:?}: {f} ({m})"
+        );
+        assert!(m.contains(msg), "message for {body:?}: {m}");
+    }
+    // A valid context with wildcard server names parses.
+    let ok = format!("{HEAD}{port}      serverNames: [\"*.example.com\", api.example.com]\n      terminatingTLS: {{secret: {{namespace: ns, name: s}}, certificate: c.pem, privateKey: k.pem}}\n");
+    parse_str(&ok, Path::new("p.yaml")).expect("valid TLS port");
+}

@@ -576,3 +576,44 @@ fn cidr_rules_still_select_addresses_learned_by_dns() {
         ],
     );
 }
+
+#[test]
+fn tls_ports_redirect_like_http_rules() {
+    // serverNames alone, terminatingTLS alone, and both inside an L3 range allow: every one
+    // redirects its port, and the L3/L4 allow of another peer on a wider range stays an allow.
+    let docs = cnp(
+        "tls",
+        "app: a",
+        "  ingress:\n  - toPorts:\n    - ports: [{port: '443', protocol: TCP}]\n      serverNames: [a.example.com]\n    - ports: [{port: '8443', protocol: TCP}]\n      terminatingTLS: {secret: {name: a-tls}}\n      originatingTLS: {secret: {namespace: certs, name: ca}, trustedCA: bundle.pem}\n      rules: {http: [{path: /public}]}\n  - fromEndpoints: [{matchLabels: {app: b}}]\n    toPorts: [{ports: [{port: '1', endPort: 9000, protocol: TCP}]}]\n",
+    );
+    let e = engine(&docs);
+    check(
+        &e,
+        "default/a",
+        Direction::Ingress,
+        &[
+            ("10.0.1.3", 6, 443, HTTP),
+            ("10.0.1.3", 6, 8443, HTTP),
+            ("10.0.1.3", 6, 444, DENY),
+            ("10.0.1.2", 6, 443, HTTP),
+            ("10.0.1.2", 6, 444, ALLOW),
+        ],
+    );
+    let p = policy(&e, "default/a");
+    let sni = p.ingress.l7_filter(6, 443).expect("filter on 443");
+    let c = id(&e, "default/c");
+    let peer = sni.peers_for(c).next().expect("peer c");
+    assert!(peer.http.is_none(), "SNI-only port has no HTTP rules");
+    let tls = peer.tls.as_ref().expect("tls settings");
+    assert_eq!(tls.server_names, vec!["a.example.com".to_string()]);
+    let term = p.ingress.l7_filter(6, 8443).expect("filter on 8443");
+    let peer = term.peers_for(c).next().expect("peer c");
+    assert_eq!(peer.http.as_ref().map(Vec::len), Some(1));
+    let tls = peer.tls.as_ref().expect("tls settings");
+    let t = tls.terminating.as_ref().expect("terminating");
+    assert_eq!(t.secret.namespace.as_deref(), Some("default"), "policy namespace");
+    assert_eq!(t.secret.name, "a-tls");
+    let o = tls.originating.as_ref().expect("originating");
+    assert_eq!(o.secret.namespace.as_deref(), Some("certs"));
+    assert_eq!(o.trusted_ca.as_deref(), Some("bundle.pem"));
+}
