@@ -469,7 +469,9 @@ fn l7_of(pr: &PortRule, policy_ns: &str) -> Option<L7> {
 fn port_tls(pr: &PortRule, policy_ns: &str) -> Option<PortTls> {
     let with_ns = |c: &TlsContext| {
         let mut c = c.clone();
-        c.secret.namespace.get_or_insert_with(|| policy_ns.to_string());
+        c.secret
+            .namespace
+            .get_or_insert_with(|| policy_ns.to_string());
         c
     };
     let tls = PortTls {

@@ -317,7 +317,8 @@ impl TryFrom<RawPortRule> for PortRule {
 
 /// Checks of `serverNames`, `terminatingTLS` and `originatingTLS` that span fields.
 fn check_tls_fields(r: &RawPortRule) -> Result<(), String> {
-    let tls = r.server_names.is_some() || r.terminating_tls.is_some() || r.originating_tls.is_some();
+    let tls =
+        r.server_names.is_some() || r.terminating_tls.is_some() || r.originating_tls.is_some();
     if !tls {
         return Ok(());
     }

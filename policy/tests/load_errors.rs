@@ -109,9 +109,24 @@ fn tls_fields_are_typed_and_checked() {
             "spec.ingress[0].toPorts[0].terminatingTLS",
             "unknown field `certFile`",
         ),
-        ("      originatingTLS: {trustedCA: ca.crt}\n", 9, "spec.ingress[0].toPorts[0]", "missing field `secret`"),
-        ("      terminatingTLS: {secret: {name: \"\"}}\n", 9, "spec.ingress[0].toPorts[0].terminatingTLS.secret", "must not be empty"),
-        ("      serverNames: [\"bad name!\"]\n", 9, "spec.ingress[0].toPorts[0]", "invalid server name \"bad name!\""),
+        (
+            "      originatingTLS: {trustedCA: ca.crt}\n",
+            9,
+            "spec.ingress[0].toPorts[0]",
+            "missing field `secret`",
+        ),
+        (
+            "      terminatingTLS: {secret: {name: \"\"}}\n",
+            9,
+            "spec.ingress[0].toPorts[0].terminatingTLS.secret",
+            "must not be empty",
+        ),
+        (
+            "      serverNames: [\"bad name!\"]\n",
+            9,
+            "spec.ingress[0].toPorts[0]",
+            "invalid server name \"bad name!\"",
+        ),
     ];
     for (extra, line, field, msg) in cases {
         let (l, f, m) = err(&format!("{HEAD}{port}{extra}"));

@@ -611,7 +611,11 @@ fn tls_ports_redirect_like_http_rules() {
     assert_eq!(peer.http.as_ref().map(Vec::len), Some(1));
     let tls = peer.tls.as_ref().expect("tls settings");
     let t = tls.terminating.as_ref().expect("terminating");
-    assert_eq!(t.secret.namespace.as_deref(), Some("default"), "policy namespace");
+    assert_eq!(
+        t.secret.namespace.as_deref(),
+        Some("default"),
+        "policy namespace"
+    );
     assert_eq!(t.secret.name, "a-tls");
     let o = tls.originating.as_ref().expect("originating");
     assert_eq!(o.secret.namespace.as_deref(), Some("certs"));

@@ -2,6 +2,7 @@
 //! policy, and its own HTTP/1.1 upstream connections. Lives as long as the client connection.
 
 use crate::policy::{CompiledPolicy, FlowPolicy};
+use crate::tls::TlsOrigin;
 use crate::upstream::{H1Upstream, Marks};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,18 +21,30 @@ pub(crate) struct ClientConn {
     pub(crate) ends: Ends,
     /// Dedicated upstream connections (HTTP/1.1 only).
     pub(crate) h1: H1Upstream,
+    /// HTTP/2 requests may use the shared cleartext HTTP/2 pools; false once TLS is involved
+    /// (a terminated client's ALPN says nothing about the server), so they go over `h1`.
+    pub(crate) h2_pool: bool,
     /// The flow resolved under the policy generation it names; identities, the endpoint and the
     /// port entries of a connection only change with the policy.
     flow: Mutex<Option<Arc<FlowPolicy>>>,
 }
 
 impl ClientConn {
-    /// A connection with nothing resolved or opened yet.
-    pub(crate) fn new(ends: Ends, marks: Marks, connect_timeout: Duration) -> ClientConn {
+    /// A connection whose flow is already resolved, with TLS upstream when `origin` is set;
+    /// `plain` when no TLS is involved on either side.
+    pub(crate) fn with_flow(
+        ends: Ends,
+        marks: Marks,
+        connect_timeout: Duration,
+        origin: Option<TlsOrigin>,
+        plain: bool,
+        flow: Arc<FlowPolicy>,
+    ) -> ClientConn {
         ClientConn {
             ends,
-            h1: H1Upstream::new(ends.dst, marks, connect_timeout),
-            flow: Mutex::new(None),
+            h1: H1Upstream::new(ends.dst, marks, connect_timeout, origin),
+            h2_pool: plain,
+            flow: Mutex::new(Some(flow)),
         }
     }
 

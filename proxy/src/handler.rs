@@ -174,7 +174,7 @@ impl Handler {
         for action in &allowed.actions {
             action.apply(req.headers_mut());
         }
-        let sent = if req.version() == Version::HTTP_2 {
+        let sent = if req.version() == Version::HTTP_2 && conn.h2_pool {
             let uri = format!("http://{dst}{}", record.path);
             *req.uri_mut() = Uri::try_from(uri).map_err(|e| Reject::BadRequest(e.to_string()))?;
             self.h2.send(allowed.mark, req).await

@@ -22,10 +22,12 @@ mod policy;
 mod response;
 mod server;
 mod snapshot;
+mod tls;
 mod upstream;
 
 pub use config::{Limits, ProxyConfig};
 pub use error::{CompileError, ProxyError};
 pub use flow::{FlowVerdict, HttpFlowRecord};
 pub use server::{run, Proxy};
-pub use snapshot::{EndpointL7, PeerL7, PolicySnapshot, PortL7};
+pub use snapshot::{EndpointL7, PeerL7, PolicySnapshot, PortL7, TlsL7, TlsMaterial};
+pub use tls::{check_material, TlsConfigError, TlsRole};

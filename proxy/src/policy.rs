@@ -2,6 +2,7 @@
 //! `HttpRuleSet` per port/peer entry. Built once per revision, off the request path.
 
 use crate::ipcache::{IpCache, WORLD};
+use crate::tls::{CompiledTls, FlowTls};
 use crate::{CompileError, PolicySnapshot, PortL7};
 use palisade_httpmatch::{Decision, HttpRuleSet, RequestView};
 use std::collections::{HashMap, HashSet};
@@ -45,6 +46,8 @@ struct CompiledPeer {
     identities: Option<HashSet<u32>>,
     /// `None` = allowed without L7 filtering. Shared so a resolved flow can outlive the borrow.
     rules: Option<Arc<HttpRuleSet>>,
+    /// `None` = plain traffic (no SNI check, no TLS termination or origination).
+    tls: Option<Arc<CompiledTls>>,
 }
 
 /// What one direction (the destination's ingress or the source's egress) says about a flow.
@@ -68,6 +71,8 @@ pub(crate) struct FlowPolicy {
     pub(crate) dst_identity: u32,
     pub(crate) ingress: DirectionPolicy,
     pub(crate) egress: DirectionPolicy,
+    /// What TLS handling the connection gets (decided once, when it is accepted).
+    pub(crate) tls: FlowTls,
 }
 
 impl CompiledPolicy {
@@ -80,7 +85,8 @@ impl CompiledPolicy {
                 ports
                     .iter()
                     .map(|p| {
-                        compile_port(p).map_err(|source| CompileError {
+                        let context = format!("endpoint {} {direction} port {}", ep.name, p.port);
+                        compile_port(p, &context).map_err(|source| CompileError {
                             revision: snap.revision,
                             endpoint: ep.name.clone(),
                             direction,
@@ -125,22 +131,25 @@ impl CompiledPolicy {
     pub(crate) fn flow(&self, src: SocketAddr, dst: SocketAddr) -> FlowPolicy {
         let src_identity = self.identity(src.ip());
         let dst_identity = self.identity(dst.ip());
-        let ingress = self
-            .endpoint(dst.ip())
-            .map_or(DirectionPolicy::Absent, |ep| {
-                direction(&ep.ingress, dst.port(), src_identity)
-            });
-        let egress = self
-            .endpoint(src.ip())
-            .map_or(DirectionPolicy::Absent, |ep| {
-                direction(&ep.egress, dst.port(), dst_identity)
-            });
+        let ingress_ports = self.endpoint(dst.ip()).map(|ep| &ep.ingress[..]);
+        let egress_ports = self.endpoint(src.ip()).map(|ep| &ep.egress[..]);
+        let ingress = ingress_ports.map_or(DirectionPolicy::Absent, |ports| {
+            direction(ports, dst.port(), src_identity)
+        });
+        let egress = egress_ports.map_or(DirectionPolicy::Absent, |ports| {
+            direction(ports, dst.port(), dst_identity)
+        });
+        let tls = FlowTls::classify(
+            &tls_of(ingress_ports, dst.port(), src_identity),
+            &tls_of(egress_ports, dst.port(), dst_identity),
+        );
         FlowPolicy {
             generation: self.generation,
             src_identity,
             dst_identity,
             ingress,
             egress,
+            tls,
         }
     }
 }
@@ -166,23 +175,33 @@ impl DirectionPolicy {
     }
 }
 
+/// TLS settings of each matching entry (`None` for a plain entry).
+fn tls_of(ports: Option<&[CompiledPort]>, port: u16, peer: u32) -> Vec<Option<&Arc<CompiledTls>>> {
+    matching(ports.unwrap_or_default(), port, peer)
+        .map(|e| e.tls.as_ref())
+        .collect()
+}
+
+/// The peer entries of `ports` that cover `port` and `peer`.
+fn matching(ports: &[CompiledPort], port: u16, peer: u32) -> impl Iterator<Item = &CompiledPeer> {
+    ports
+        .iter()
+        .filter(move |p| p.first == 0 || (p.first..=p.last).contains(&port))
+        .flat_map(move |p| {
+            p.peers
+                .iter()
+                .filter(move |e| e.identities.as_ref().is_none_or(|ids| ids.contains(&peer)))
+        })
+}
+
 fn direction(ports: &[CompiledPort], port: u16, peer: u32) -> DirectionPolicy {
     let mut result = DirectionPolicy::Absent;
     let mut sets = Vec::new();
-    for p in ports
-        .iter()
-        .filter(|p| p.first == 0 || (p.first..=p.last).contains(&port))
-    {
-        for peer_entry in p
-            .peers
-            .iter()
-            .filter(|e| e.identities.as_ref().is_none_or(|ids| ids.contains(&peer)))
-        {
-            match &peer_entry.rules {
-                // An L3/L4 allow for this peer makes the direction unfiltered, whatever else matches.
-                None => return DirectionPolicy::Unfiltered,
-                Some(set) => sets.push(set.clone()),
-            }
+    for peer_entry in matching(ports, port, peer) {
+        match &peer_entry.rules {
+            // An L3/L4 allow for this peer makes the direction unfiltered, whatever else matches.
+            None => return DirectionPolicy::Unfiltered,
+            Some(set) => sets.push(set.clone()),
         }
     }
     if !sets.is_empty() {
@@ -191,7 +210,10 @@ fn direction(ports: &[CompiledPort], port: u16, peer: u32) -> DirectionPolicy {
     result
 }
 
-fn compile_port(p: &PortL7) -> Result<CompiledPort, palisade_httpmatch::HttpRuleError> {
+fn compile_port(
+    p: &PortL7,
+    context: &str,
+) -> Result<CompiledPort, palisade_httpmatch::HttpRuleError> {
     let peers = p
         .peers
         .iter()
@@ -208,6 +230,11 @@ fn compile_port(p: &PortL7) -> Result<CompiledPort, palisade_httpmatch::HttpRule
                     .map(HttpRuleSet::compile)
                     .transpose()?
                     .map(Arc::new),
+                // A bad secret does not reject the snapshot: only this port fails closed.
+                tls: peer
+                    .tls
+                    .as_ref()
+                    .map(|t| Arc::new(CompiledTls::compile(t, context))),
             })
         })
         .collect::<Result<_, palisade_httpmatch::HttpRuleError>>()?;

@@ -4,6 +4,7 @@
 use crate::conn::{ClientConn, Ends};
 use crate::handler::Handler;
 use crate::policy::CompiledPolicy;
+use crate::tls::{FlowTls, TlsOrigin, TlsServe};
 use crate::upstream::{H2Pools, Marks};
 use crate::{HttpFlowRecord, PolicySnapshot, ProxyConfig, ProxyError};
 use hyper::service::service_fn;
@@ -14,6 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -153,7 +155,41 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let ends = Ends { src: peer, dst };
-            let client = Arc::new(ClientConn::new(ends, marks, config.limits.connect_timeout));
+            // The flow's TLS settings decide how the connection is served; the plain path
+            // resolves it the same way on its first request (and caches it).
+            let flow = Arc::new(handler.policy.borrow().flow(peer, dst));
+            let client = match &flow.tls {
+                FlowTls::Plain => {
+                    let timeout = config.limits.connect_timeout;
+                    ClientConn::with_flow(ends, marks, timeout, None, true, flow.clone())
+                }
+                FlowTls::Originate(Ok(origin)) => {
+                    let origin = TlsOrigin::new(origin.clone(), None, dst.ip());
+                    let timeout = config.limits.connect_timeout;
+                    ClientConn::with_flow(ends, marks, timeout, Some(origin), false, flow.clone())
+                }
+                FlowTls::Originate(Err(e)) => {
+                    tracing::debug!(%peer, %dst, "connection reset: {e}");
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    continue;
+                }
+                FlowTls::Tls(_) => {
+                    let ctx = TlsServe {
+                        handler: handler.clone(),
+                        builder: builder.clone(),
+                        marks,
+                        hello_timeout: config.limits.header_timeout,
+                        connect_timeout: config.limits.connect_timeout,
+                        watcher: graceful.watcher(),
+                    };
+                    tokio::spawn(async move {
+                        crate::tls::serve(stream, ends, flow, ctx).await;
+                        drop(permit);
+                    });
+                    continue;
+                }
+            };
+            let client = Arc::new(client);
             let handler = handler.clone();
             let service = service_fn(move |req| handler.clone().handle(client.clone(), req));
             let conn = builder

@@ -54,4 +54,59 @@ pub struct PeerL7 {
     pub identities: Option<Vec<u32>>,
     /// HTTP rules; `None` means this peer is allowed on this port without L7 filtering.
     pub http: Option<Vec<HttpRuleSpec>>,
+    /// TLS handling on this port for this peer; `None` means plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsL7>,
+}
+
+/// Cilium's `serverNames`, `terminatingTLS` and `originatingTLS` of one port rule, with the
+/// secrets' contents (the proxy may run in its own process, so the material travels with the
+/// snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsL7 {
+    /// Allowed SNI values (`*` matches within one label); empty = SNI not checked.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// Certificate chain and key presented to the client.
+    #[serde(default)]
+    pub terminating: Option<TlsMaterial>,
+    /// CA bundle the upstream server is verified with.
+    #[serde(default)]
+    pub originating: Option<TlsMaterial>,
+}
+
+/// The PEM items of one TLS secret. Debug output never shows the private key.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsMaterial {
+    /// `namespace/name` of the secret, for errors.
+    pub secret: String,
+    /// PEM certificate chain (leaf first).
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// PEM private key.
+    #[serde(default)]
+    pub private_key: Option<String>,
+    /// PEM CA bundle.
+    #[serde(default)]
+    pub trusted_ca: Option<String>,
+    /// Why the agent could not provide the secret; the port then fails closed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("secret", &self.secret)
+            .field("certificate", &self.certificate.as_ref().map(String::len))
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("trusted_ca", &self.trusted_ca.as_ref().map(String::len))
+            .field("error", &self.error)
+            .finish()
+    }
 }

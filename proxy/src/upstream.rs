@@ -9,6 +9,7 @@
 mod connect;
 mod h1;
 
+pub(crate) use connect::connect;
 pub(crate) use h1::H1Upstream;
 
 use crate::Limits;
@@ -35,7 +36,7 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
-    fn value(self, mark: Mark) -> u32 {
+    pub(crate) fn value(self, mark: Mark) -> u32 {
         match mark {
             Mark::Ingress => self.ingress,
             Mark::Egress => self.egress,
@@ -49,6 +50,9 @@ pub(crate) enum UpstreamError {
     /// The TCP connection could not be opened.
     #[error("connect: {0}")]
     Connect(std::io::Error),
+    /// The TLS handshake with the server failed (untrusted certificate, wrong name).
+    #[error("TLS to the server: {0}")]
+    Tls(std::io::Error),
     /// The new connection failed before the request could be sent.
     #[error("connection closed before the request was sent: {0}")]
     Closed(hyper::Error),

@@ -55,6 +55,7 @@ fn s9(revision: u64) -> PolicySnapshot {
     service_ingress(
         revision,
         vec![PeerL7 {
+            tls: None,
             identities: Some(vec![PROD_ID]),
             http: Some(rules(r#"[{"method":"GET","path":"/public"}]"#)),
         }],
@@ -156,6 +157,7 @@ fn s9_public_page_exact_403_and_keep_alive_after_deny() {
 #[test]
 fn s10_path_anchors_methods_and_headers_with_curl() {
     let peers = vec![PeerL7 {
+        tls: None,
         identities: None,
         http: Some(rules(
             r#"[{"method":"GET","path":"/path1$"},
@@ -381,6 +383,7 @@ fn egress_rules_decide_with_egress_mark_and_unfiltered_peers_pass() {
             port: 80,
             end_port: 0,
             peers: vec![PeerL7 {
+                tls: None,
                 identities: Some(vec![SERVICE_ID]),
                 http,
             }],
@@ -561,6 +564,7 @@ fn websocket_style_upgrade_is_tunnelled_when_allowed() {
 #[test]
 fn header_matches_actions_edit_forwarded_headers() {
     let peers = vec![PeerL7 {
+        tls: None,
         identities: Some(vec![PROD_ID]),
         http: Some(rules(
             r#"[{"path":"/public","headerMatches":[

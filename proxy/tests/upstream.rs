@@ -29,6 +29,7 @@ fn port80(peer: u32) -> Vec<PortL7> {
         port: 80,
         end_port: 0,
         peers: vec![PeerL7 {
+            tls: None,
             identities: Some(vec![peer]),
             http: Some(get_public()),
         }],

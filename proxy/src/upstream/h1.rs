@@ -4,6 +4,7 @@
 
 use super::connect::connect;
 use super::{Mark, Marks, UpstreamError};
+use crate::tls::TlsOrigin;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -18,6 +19,8 @@ pub(crate) struct H1Upstream {
     dst: SocketAddr,
     marks: Marks,
     connect_timeout: Duration,
+    /// TLS to the server (`originatingTLS`); `None` = cleartext.
+    tls: Option<TlsOrigin>,
     /// Idle senders by mark (`[ingress, egress]`). A request takes its sender out while it waits
     /// for the response head; HTTP/1.1 serves a connection's requests one after the other, so
     /// the slot is back before the next request looks.
@@ -26,11 +29,17 @@ pub(crate) struct H1Upstream {
 
 impl H1Upstream {
     /// No connection yet; the first request opens one.
-    pub(crate) fn new(dst: SocketAddr, marks: Marks, connect_timeout: Duration) -> H1Upstream {
+    pub(crate) fn new(
+        dst: SocketAddr,
+        marks: Marks,
+        connect_timeout: Duration,
+        tls: Option<TlsOrigin>,
+    ) -> H1Upstream {
         H1Upstream {
             dst,
             marks,
             connect_timeout,
+            tls,
             idle: Mutex::new([None, None]),
         }
     }
@@ -84,6 +93,19 @@ impl H1Upstream {
         let stream = connect(self.dst, self.marks.value(mark), self.connect_timeout)
             .await
             .map_err(UpstreamError::Connect)?;
+        match &self.tls {
+            None => self.handshake(stream).await,
+            Some(origin) => {
+                let stream = origin.connect(stream).await.map_err(UpstreamError::Tls)?;
+                self.handshake(stream).await
+            }
+        }
+    }
+
+    async fn handshake<T>(&self, stream: T) -> Result<SendRequest<Incoming>, UpstreamError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
