@@ -336,5 +336,11 @@ pub enum LabCmd {
         /// Name shown in answers.
         #[arg(long)]
         name: String,
+        /// Serve over TLS with this PEM certificate chain (needs `--tls-key`).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key of `--tls-cert`.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
 }

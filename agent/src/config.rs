@@ -44,6 +44,44 @@ pub struct Config {
     /// Where learned FQDN addresses are persisted.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// TLS secrets referenced by `terminatingTLS` / `originatingTLS`.
+    #[serde(default)]
+    pub tls: TlsSection,
+    /// The file this was read from, for error messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// Where the TLS secrets of policies come from in standalone mode (no Kubernetes API). Files
+/// are re-read when they change; a secret a policy names but this section lacks makes that
+/// port fail closed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSection {
+    /// Secrets as items → files (Cilium's item names: `tls.crt`, `tls.key`, `ca.crt`).
+    #[serde(default)]
+    pub secrets: Vec<SecretFiles>,
+    /// A directory laid out `<namespace>/<name>/<item>` (like a mounted Kubernetes secret);
+    /// secrets listed in `secrets` take precedence.
+    #[serde(default)]
+    pub secrets_dir: Option<PathBuf>,
+}
+
+/// One secret and the files of its items.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretFiles {
+    /// Namespace (`default` when omitted).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Item name → PEM file.
+    pub items: std::collections::BTreeMap<String, PathBuf>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
 }
 
 /// HTTP proxy settings.
@@ -227,6 +265,32 @@ impl Config {
         }
         abs(&mut c.api_socket);
         abs(&mut c.state_dir);
+        if let Some(d) = c.tls.secrets_dir.as_mut() {
+            abs(d);
+        }
+        c.tls
+            .secrets
+            .iter_mut()
+            .flat_map(|s| s.items.values_mut())
+            .for_each(abs);
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, s) in c.tls.secrets.iter().enumerate() {
+            if s.name.is_empty() || s.items.is_empty() {
+                anyhow::bail!(
+                    "{}: tls.secrets[{i}]: a secret needs a `name` and at least one item",
+                    path.display()
+                );
+            }
+            if !seen.insert((s.namespace.clone(), s.name.clone())) {
+                anyhow::bail!(
+                    "{}: tls.secrets[{i}]: secret {}/{} is listed twice",
+                    path.display(),
+                    s.namespace,
+                    s.name
+                );
+            }
+        }
+        c.source = path.to_path_buf();
         c.metrics_addr()?;
         if !matches!(c.dns_proxy.reject_code.as_str(), "refused" | "nameError") {
             anyhow::bail!(

@@ -55,14 +55,24 @@ pub fn run(cmd: LabCmd) -> Result<ExitCode> {
             println!("{}", palisade_lab::status(&options(&lab))?);
             Ok(ExitCode::SUCCESS)
         }
-        LabCmd::Serve { kind, port, name } => {
+        LabCmd::Serve {
+            kind,
+            port,
+            name,
+            tls_cert,
+            tls_key,
+        } => {
             let kind = match kind.as_str() {
                 "http" => ServeKind::Http,
                 "whoami" => ServeKind::Whoami,
                 "dns" => ServeKind::Dns,
                 other => bail!("unknown server kind {other:?} (http, whoami, dns)"),
             };
-            palisade_lab::serve(kind, port, &name)?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(palisade_lab::TlsFiles { cert, key }),
+                _ => None,
+            };
+            palisade_lab::serve_with(kind, port, &name, tls.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
     }

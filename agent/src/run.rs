@@ -7,6 +7,7 @@ mod datapath_sync;
 mod flows;
 mod inputs;
 mod proxy_client;
+mod secrets;
 mod snapshots;
 
 use std::future::Future;

@@ -23,6 +23,8 @@ pub struct AgentFiles {
     pub socket: PathBuf,
     /// The agent's own state (endpoint ids, learned FQDN cache), private to this lab.
     pub agent_state: PathBuf,
+    /// TLS secrets of policies, `<namespace>/<name>/<item>` (the agent's `tls.secretsDir`).
+    pub tls_secrets: PathBuf,
 }
 
 impl AgentFiles {
@@ -34,6 +36,7 @@ impl AgentFiles {
             log: state_dir.join("agent.log"),
             socket: state_dir.join("palisade.sock"),
             agent_state: state_dir.join("agent-state"),
+            tls_secrets: state_dir.join("tls-secrets"),
         }
     }
 }
@@ -48,13 +51,15 @@ pub fn write_config(
     let quote = |p: &Path| serde_json::to_string(&p.to_string_lossy()).expect("string");
     let text = format!(
         "# written by palisade lab up\n\
-         topology: {}\npolicies: {}\nreadyFile: {}\napiSocket: {}\nbpfPinDir: {}\nstateDir: {}\n",
+         topology: {}\npolicies: {}\nreadyFile: {}\napiSocket: {}\nbpfPinDir: {}\nstateDir: {}\n\
+         tls:\n  secretsDir: {}\n",
         quote(topology),
         quote(policies),
         quote(&files.ready),
         quote(&files.socket),
         quote(&opts.bpf_pin_dir),
         quote(&files.agent_state),
+        quote(&files.tls_secrets),
     );
     write_atomic(&files.config, text.as_bytes())
 }

@@ -28,7 +28,7 @@ pub use commands::{exec, label, status};
 pub use down::down;
 pub use error::LabError;
 pub use palisade_policy::topology::ServeKind;
-pub use serve::serve;
+pub use serve::{serve, serve_with, TlsFiles};
 pub use state::{LabState, LabStatus, Member, MemberKind, ProcessRecord};
 pub use up::up;
 

@@ -1,9 +1,13 @@
 //! The lab's server programs, run in the foreground inside a pod or external namespace
 //! (`palisade lab serve KIND --port P --name N`): `http` answers every path with a small page,
 //! `whoami` echoes who it is and the request, like traefik/whoami. HTTP/1.1 with keep-alive
-//! (hyper), started in milliseconds; each request is logged on stdout.
+//! (hyper), started in milliseconds; each request is logged on stdout. With a certificate and
+//! key the same servers answer over TLS (HTTPS, ALPN h2 and http/1.1).
 
 mod page;
+mod tls;
+
+pub use tls::TlsFiles;
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,6 +29,16 @@ use crate::error::LabError;
 /// Serves `kind` on `0.0.0.0:port` until killed. `name` is the pod or host name (whoami's
 /// `Hostname`). `dns` is not served here: `lab up` runs dnsmasq for it.
 pub fn serve(kind: ServeKind, port: u16, name: &str) -> Result<(), LabError> {
+    serve_with(kind, port, name, None)
+}
+
+/// [`serve`], over TLS when `tls` names a certificate chain and key.
+pub fn serve_with(
+    kind: ServeKind,
+    port: u16,
+    name: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<(), LabError> {
     if kind == ServeKind::Dns {
         return Err(LabError::Serve(
             "dns is answered by dnsmasq, which `lab up` starts in the resolver pod".into(),
@@ -40,14 +54,20 @@ pub fn serve(kind: ServeKind, port: u16, name: &str) -> Result<(), LabError> {
         name: name.to_string(),
         ips: page::interface_ips(),
     });
-    runtime.block_on(accept_loop(ctx, port))
+    let acceptor = tls.map(tls::acceptor).transpose()?;
+    runtime.block_on(accept_loop(ctx, port, acceptor))
 }
 
-async fn accept_loop(ctx: Arc<page::Context>, port: u16) -> Result<(), LabError> {
+async fn accept_loop(
+    ctx: Arc<page::Context>,
+    port: u16,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), LabError> {
     let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
         .await
         .map_err(|e| LabError::Serve(format!("bind port {port}: {e}")))?;
-    println!("{} {:?} listening on port {port}", ctx.name, ctx.kind);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("{} {:?} listening on port {port} ({scheme})", ctx.name, ctx.kind);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(conn) => conn,
@@ -59,12 +79,26 @@ async fn accept_loop(ctx: Arc<page::Context>, port: u16) -> Result<(), LabError>
             }
         };
         let ctx = ctx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(ctx.clone(), remote, req));
             // HTTP/1.1 and HTTP/2 with prior knowledge (h2c), like a typical app server.
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Err(e) => eprintln!("{remote}: TLS handshake failed: {e}"),
+                },
+            }
         });
     }
 }

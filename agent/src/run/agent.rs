@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::datapath_sync::{self, Applied, DesiredEndpoint, ProxyPorts};
 use super::inputs::Inputs;
+use super::secrets::Secrets;
 use super::snapshots;
 use crate::config::Config;
 
@@ -133,7 +134,11 @@ impl Agent {
         let fqdn = FqdnCache::load(&fqdn_path(&config))
             .unwrap_or_else(|_| FqdnCache::with_limit(min_ttl, config.dns_proxy.max_ips_per_name));
         let mut inner = Inner {
-            inputs: Inputs::new(config.topology.clone(), config.policies.clone()),
+            inputs: Inputs::new(
+                config.topology.clone(),
+                config.policies.clone(),
+                Secrets::new(config.tls.clone(), config.source.clone()),
+            ),
             alloc: Allocator::new(),
             engine: None,
             resolved: BTreeMap::new(),
@@ -261,6 +266,7 @@ impl Agent {
                 revision,
                 &engine.state,
                 &resolved,
+                &inner.inputs.secrets,
             )));
         self.dns_snapshots
             .send_replace(Arc::new(snapshots::dns_snapshot(

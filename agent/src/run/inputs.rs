@@ -1,4 +1,4 @@
-//! The agent's inputs on disk: topology and policy files. Each file keeps its last good
+//! The agent's inputs on disk: topology, policy files and TLS secrets. Each file keeps its last good
 //! version: a file that fails to parse is reported with file:line and its previous contents
 //! stay in force, so a typo never opens or closes anything.
 
@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use palisade_policy::load::{load_file, policy_files, LoadedPolicy};
 use palisade_policy::{Topology, Warning};
+
+use super::secrets::Secrets;
 
 /// Size and modification time: enough to notice an edit.
 type Stamp = Option<(u64, SystemTime)>;
@@ -24,6 +26,8 @@ pub struct Inputs {
     policy_paths: Vec<PathBuf>,
     topology: Option<(Stamp, Topology)>,
     files: BTreeMap<PathBuf, (Stamp, Vec<LoadedPolicy>)>,
+    /// TLS secrets of `terminatingTLS` / `originatingTLS`.
+    pub secrets: Secrets,
     /// Errors of the last reload (file:line: field: message).
     pub errors: Vec<String>,
     /// Warnings of the last reload.
@@ -32,10 +36,11 @@ pub struct Inputs {
 
 impl Inputs {
     /// Inputs read from these paths.
-    pub fn new(topology: PathBuf, policies: Vec<PathBuf>) -> Self {
+    pub fn new(topology: PathBuf, policies: Vec<PathBuf>, secrets: Secrets) -> Self {
         Inputs {
             topology_path: topology,
             policy_paths: policies,
+            secrets,
             ..Inputs::default()
         }
     }
@@ -43,7 +48,7 @@ impl Inputs {
     /// Re-reads what changed. Returns true when anything in force changed.
     pub fn reload(&mut self) -> bool {
         self.errors.clear();
-        let mut changed = false;
+        let mut changed = self.secrets.reload();
         let ts = stamp(&self.topology_path);
         if self.topology.as_ref().map(|(s, _)| s) != Some(&ts) {
             match Topology::load(&self.topology_path) {

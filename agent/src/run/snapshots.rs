@@ -5,14 +5,43 @@ use std::sync::Arc;
 
 use palisade_dnsproxy::{DnsPeer, DnsPortRule, DnsSnapshot, EndpointDns};
 use palisade_policy::cluster::ClusterState;
-use palisade_policy::resolve::{DirectionPolicy, EndpointPolicy, L7Kind};
-use palisade_proxy::{EndpointL7, PeerL7, PolicySnapshot, PortL7};
+use palisade_policy::compile::PortTls;
+use palisade_policy::resolve::{DirectionPolicy, EndpointPolicy, L7Kind, L7Peer};
+use palisade_proxy::{EndpointL7, PeerL7, PolicySnapshot, PortL7, TlsL7, TlsRole};
+
+use super::secrets::Secrets;
 
 fn ipcache(state: &ClusterState) -> Vec<(ipnet::IpNet, u32)> {
     state.ipcache.iter().map(|(n, i)| (*n, *i)).collect()
 }
 
-fn http_ports(dp: &DirectionPolicy) -> Vec<PortL7> {
+/// A port's TLS settings with the secrets' contents; a secret that cannot configure its role
+/// is logged here, naming the port and the rule, and the proxy resets that port's connections.
+fn tls_of(tls: &PortTls, secrets: &Secrets, port: &str, peer: &L7Peer) -> TlsL7 {
+    let material = |role: TlsRole, ctx: &palisade_policy::model::TlsContext| {
+        let m = secrets.material(role, ctx);
+        if let Err(e) = palisade_proxy::check_material(role, &m) {
+            tracing::error!(
+                "{port} ({}): {e}; connections on this port are reset",
+                peer.origin
+            );
+        }
+        m
+    };
+    TlsL7 {
+        server_names: tls.server_names.clone(),
+        terminating: tls
+            .terminating
+            .as_ref()
+            .map(|c| material(TlsRole::Terminating, c)),
+        originating: tls
+            .originating
+            .as_ref()
+            .map(|c| material(TlsRole::Originating, c)),
+    }
+}
+
+fn http_ports(dp: &DirectionPolicy, secrets: &Secrets, context: &str) -> Vec<PortL7> {
     dp.l7
         .iter()
         .filter(|f| f.kind == L7Kind::Http && f.proto == 6)
@@ -28,6 +57,9 @@ fn http_ports(dp: &DirectionPolicy) -> Vec<PortL7> {
                         .http
                         .as_ref()
                         .map(|rules| rules.iter().map(|r| r.to_spec()).collect()),
+                    tls: p.tls.as_ref().map(|t| {
+                        tls_of(t, secrets, &format!("{context} port {}", f.port), p)
+                    }),
                 })
                 .collect(),
         })
@@ -39,6 +71,7 @@ pub fn http_snapshot(
     revision: u64,
     state: &ClusterState,
     policies: &BTreeMap<String, Arc<EndpointPolicy>>,
+    secrets: &Secrets,
 ) -> PolicySnapshot {
     let endpoints = policies
         .iter()
@@ -48,8 +81,8 @@ pub fn http_snapshot(
                 name: name.clone(),
                 ips: ep.ips.clone(),
                 identity: ep.identity,
-                ingress: http_ports(&p.ingress),
-                egress: http_ports(&p.egress),
+                ingress: http_ports(&p.ingress, secrets, &format!("{name} ingress")),
+                egress: http_ports(&p.egress, secrets, &format!("{name} egress")),
             })
         })
         .collect();
