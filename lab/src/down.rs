@@ -110,6 +110,7 @@ fn remove_state_dir(dir: &Path) -> Result<(), LabError> {
     let agent = AgentFiles::new(dir);
     let dns = DnsFiles::new(dir);
     let agent_state = agent.agent_state.clone();
+    let tls_secrets = agent.tls_secrets.clone();
     let files = [
         dir.join(STATE_FILE),
         dir.join(TOPOLOGY_FILE),
@@ -132,6 +133,7 @@ fn remove_state_dir(dir: &Path) -> Result<(), LabError> {
     }
     remove_tree(&dir.join("logs"))?;
     remove_tree(&agent_state)?;
+    remove_tree(&tls_secrets)?;
     match std::fs::remove_dir(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(dir, e)),
         _ => Ok(()),

@@ -67,7 +67,10 @@ async fn accept_loop(
         .await
         .map_err(|e| LabError::Serve(format!("bind port {port}: {e}")))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("{} {:?} listening on port {port} ({scheme})", ctx.name, ctx.kind);
+    println!(
+        "{} {:?} listening on port {port} ({scheme})",
+        ctx.name, ctx.kind
+    );
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(conn) => conn,

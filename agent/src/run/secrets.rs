@@ -59,11 +59,7 @@ impl Secrets {
         let mut changed = false;
         let before = self.items.len();
         self.items.retain(|secret, items| {
-            items.retain(|name, _| {
-                wanted
-                    .get(secret)
-                    .is_some_and(|w| w.contains_key(name))
-            });
+            items.retain(|name, _| wanted.get(secret).is_some_and(|w| w.contains_key(name)));
             !items.is_empty()
         });
         changed |= self.items.len() != before;
@@ -77,9 +73,7 @@ impl Secrets {
                     }
                 }
                 let contents = read_item(&path).map_err(|e| format!("{field}: {e}"));
-                let same = items
-                    .get(&name)
-                    .is_some_and(|old| old.contents == contents);
+                let same = items.get(&name).is_some_and(|old| old.contents == contents);
                 changed |= !same;
                 items.insert(
                     name,
@@ -100,9 +94,14 @@ impl Secrets {
         let config = self.config.display();
         let mut out: BTreeMap<String, BTreeMap<String, (PathBuf, String)>> = BTreeMap::new();
         for (i, s) in self.section.secrets.iter().enumerate() {
-            let items = out.entry(format!("{}/{}", s.namespace, s.name)).or_default();
+            let items = out
+                .entry(format!("{}/{}", s.namespace, s.name))
+                .or_default();
             for (name, path) in &s.items {
-                let field = format!("{config}: tls.secrets[{i}].items[{name:?}] ({})", path.display());
+                let field = format!(
+                    "{config}: tls.secrets[{i}].items[{name:?}] ({})",
+                    path.display()
+                );
                 items.insert(name.clone(), (path.clone(), field));
             }
         }
@@ -113,7 +112,12 @@ impl Secrets {
         for ns in subdirs(dir) {
             for secret in subdirs(&ns) {
                 let key = format!("{}/{}", file_name(&ns), file_name(&secret));
-                if self.section.secrets.iter().any(|s| format!("{}/{}", s.namespace, s.name) == key) {
+                if self
+                    .section
+                    .secrets
+                    .iter()
+                    .any(|s| format!("{}/{}", s.namespace, s.name) == key)
+                {
                     continue;
                 }
                 let Ok(entries) = std::fs::read_dir(&secret) else {
@@ -151,7 +155,10 @@ impl Secrets {
                 "not found: {} lists no such secret in tls.secrets{}",
                 self.config.display(),
                 match &self.section.secrets_dir {
-                    Some(d) => format!(" and {} has no {secret}/ directory (tls.secretsDir)", d.display()),
+                    Some(d) => format!(
+                        " and {} has no {secret}/ directory (tls.secretsDir)",
+                        d.display()
+                    ),
                     None => String::new(),
                 }
             ));
@@ -179,7 +186,10 @@ impl Secrets {
                     m.error = Some(format!(
                         "no item {name:?} (it has {}); items are named in {}",
                         have.join(", "),
-                        items.values().next().map_or("tls.secrets", |i| i.field.as_str())
+                        items
+                            .values()
+                            .next()
+                            .map_or("tls.secrets", |i| i.field.as_str())
                     ));
                     return m;
                 }
@@ -204,7 +214,10 @@ enum Slot {
 fn read_item(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     if meta.len() > MAX_ITEM {
-        return Err(format!("{} is larger than {MAX_ITEM} bytes", path.display()));
+        return Err(format!(
+            "{} is larger than {MAX_ITEM} bytes",
+            path.display()
+        ));
     }
     std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
@@ -282,11 +295,17 @@ mod tests {
 
         let none = s.material(TlsRole::Terminating, &ctx("default", "nope"));
         let e = none.error.expect("unknown secret");
-        assert!(e.contains("/etc/palisade.yaml") && e.contains("default/nope"), "{e}");
+        assert!(
+            e.contains("/etc/palisade.yaml") && e.contains("default/nope"),
+            "{e}"
+        );
 
         let mut custom = ctx("certs", "origin");
         custom.trusted_ca = Some("bundle.pem".into());
-        let e = s.material(TlsRole::Originating, &custom).error.expect("item");
+        let e = s
+            .material(TlsRole::Originating, &custom)
+            .error
+            .expect("item");
         assert!(e.contains("no item \"bundle.pem\" (it has ca.crt)"), "{e}");
 
         // A changed file (different size) is re-read; a new directory secret appears.

@@ -57,9 +57,10 @@ fn http_ports(dp: &DirectionPolicy, secrets: &Secrets, context: &str) -> Vec<Por
                         .http
                         .as_ref()
                         .map(|rules| rules.iter().map(|r| r.to_spec()).collect()),
-                    tls: p.tls.as_ref().map(|t| {
-                        tls_of(t, secrets, &format!("{context} port {}", f.port), p)
-                    }),
+                    tls: p
+                        .tls
+                        .as_ref()
+                        .map(|t| tls_of(t, secrets, &format!("{context} port {}", f.port), p)),
                 })
                 .collect(),
         })

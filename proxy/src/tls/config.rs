@@ -242,3 +242,89 @@ pub(crate) fn client_config(m: &TlsMaterial) -> Result<Arc<ClientConfig>, TlsCon
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn material(cert: Option<String>, key: Option<String>, ca: Option<String>) -> TlsMaterial {
+        TlsMaterial {
+            secret: "default/web".into(),
+            certificate: cert,
+            private_key: key,
+            trusted_ca: ca,
+            error: None,
+        }
+    }
+
+    fn leaf(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn good_material_builds_both_sides() {
+        let (cert, key) = leaf("a.example");
+        let server = server_config(&material(Some(cert.clone()), Some(key), None)).unwrap();
+        assert_eq!(
+            server.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        let client = client_config(&material(None, None, Some(cert))).unwrap();
+        assert_eq!(client.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn bad_material_names_the_secret_and_item() {
+        let (cert, key) = leaf("a.example");
+        let (_, other_key) = leaf("b.example");
+        let cases: Vec<(TlsRole, TlsMaterial, &str)> = vec![
+            (
+                TlsRole::Terminating,
+                material(None, Some(key.clone()), None),
+                "terminatingTLS secret default/web: no certificate item",
+            ),
+            (
+                TlsRole::Terminating,
+                material(Some(cert.clone()), None, None),
+                "terminatingTLS secret default/web: no privateKey item",
+            ),
+            (
+                TlsRole::Terminating,
+                material(Some("not pem".into()), Some(key.clone()), None),
+                "terminatingTLS secret default/web: certificate: no PEM CERTIFICATE block",
+            ),
+            (
+                TlsRole::Terminating,
+                material(Some(cert.clone()), Some(cert.clone()), None),
+                "terminatingTLS secret default/web: privateKey:",
+            ),
+            (
+                TlsRole::Terminating,
+                material(Some(cert.clone()), Some(other_key), None),
+                "terminatingTLS secret default/web:",
+            ),
+            (
+                TlsRole::Originating,
+                material(Some(cert), Some(key), None),
+                "originatingTLS secret default/web: no trustedCA item",
+            ),
+            (
+                TlsRole::Originating,
+                TlsMaterial {
+                    error: Some("not found in palisade.yaml".into()),
+                    ..material(None, None, None)
+                },
+                "originatingTLS secret default/web: not found in palisade.yaml",
+            ),
+        ];
+        for (role, m, want) in cases {
+            let err = check_material(role, &m).expect_err(want).to_string();
+            assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+        }
+    }
+}
