@@ -347,3 +347,52 @@ impl Config {
         Ok(Some(a))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("palisade.yaml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).map(|c| {
+            assert_eq!(c.source, path);
+            c
+        })
+    }
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/palisade.yaml");
+        let c = Config::load(&path).expect("config/palisade.yaml");
+        assert!(c.tls.secrets.is_empty() && c.tls.secrets_dir.is_none());
+    }
+
+    #[test]
+    fn tls_secrets_resolve_paths_and_bad_ones_name_the_field() {
+        let c = load(
+            "topology: t.yaml\npolicies: p\ntls:\n  secretsDir: secrets\n  secrets:\n  - name: web\n    items: {tls.crt: certs/web.crt}\n",
+        )
+        .expect("valid");
+        let s = &c.tls.secrets[0];
+        assert_eq!(s.namespace, "default");
+        assert!(s.items["tls.crt"].is_absolute() && s.items["tls.crt"].ends_with("certs/web.crt"));
+        assert!(c.tls.secrets_dir.as_ref().unwrap().is_absolute());
+
+        let cases = [
+            ("  secrets:\n  - {name: web, items: {}}\n", "tls.secrets[0]: a secret needs"),
+            (
+                "  secrets:\n  - {name: web, items: {a: x}}\n  - {namespace: default, name: web, items: {a: y}}\n",
+                "tls.secrets[1]: secret default/web is listed twice",
+            ),
+            ("  secrets:\n  - {name: web, item: {a: x}}\n", "unknown field `item`"),
+        ];
+        for (tls, want) in cases {
+            let err = load(&format!("topology: t.yaml\npolicies: p\ntls:\n{tls}"))
+                .expect_err(want)
+                .to_string();
+            assert!(err.contains("palisade.yaml") && err.contains(want), "{err}");
+        }
+    }
+}
