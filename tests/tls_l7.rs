@@ -131,6 +131,7 @@ fn tls_server_names_termination_origination_and_secrets() {
     let bin = lab.bin().to_string_lossy().into_owned();
     for (port, cert, key) in [
         ("443", &server_cert, &server_key),
+        ("7443", &server_cert, &server_key),
         ("8443", &rogue_cert, &rogue_key),
     ] {
         let c = cert.to_string_lossy().into_owned();
@@ -214,8 +215,11 @@ fn tls_server_names_termination_origination_and_secrets() {
              originatingTLS: {{secret: {{name: origin}}}}\n      rules: {{http: [{{method: GET, path: /public}}]}}\n"
         )
     };
+    // Port 7443: a plain-HTTP client, TLS to the server (originatingTLS alone).
+    let originate_only = "    - ports: [{port: \"7443\", protocol: TCP}]\n      \
+         originatingTLS: {secret: {name: origin}}\n      rules: {http: [{method: GET, path: /public}]}\n";
     let body = format!(
-        "{}{}{}",
+        "{}{}{}{originate_only}",
         tls_port("443", "intercept"),
         tls_port("8443", "intercept"),
         tls_port("9443", "absent")
@@ -267,6 +271,23 @@ fn tls_server_names_termination_origination_and_secrets() {
     assert_eq!(
         r.0, 60,
         "the proxy presents the lab CA's certificate: {r:?}"
+    );
+
+    // originatingTLS alone: the client speaks plain HTTP, the proxy TLS (verified as Host).
+    let r7443 = resolve(7443, NAME, ip);
+    let plain = format!("http://{NAME}:7443");
+    let r = curl(&lab, &["--resolve", &r7443], &format!("{plain}/public"));
+    assert_eq!(
+        (r.0, r.1.as_str()),
+        (0, "200 1.1"),
+        "plain client, TLS upstream: {r:?}"
+    );
+    assert!(r.2.contains("Hello from /public"), "{:?}", r.2);
+    let r = curl(&lab, &["--resolve", &r7443], &format!("{plain}/private"));
+    assert_eq!(
+        (r.1.as_str(), r.2.as_str()),
+        ("403 1.1", "Access denied\r\n"),
+        "{r:?}"
     );
 
     // Origination verifies the server: the rogue server's certificate fails, as a 503.

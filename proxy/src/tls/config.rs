@@ -243,6 +243,25 @@ pub(crate) fn client_config(m: &TlsMaterial) -> Result<Arc<ClientConfig>, TlsCon
     Ok(Arc::new(config))
 }
 
+/// Configurations for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// A client configuration trusting one made-up CA.
+    pub(crate) fn client() -> std::sync::Arc<rustls::ClientConfig> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["ca.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        super::client_config(&crate::TlsMaterial {
+            secret: "test/ca".into(),
+            trusted_ca: Some(ca.pem()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

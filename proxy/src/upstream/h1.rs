@@ -57,7 +57,7 @@ impl H1Upstream {
             let reused = idle.is_some();
             let mut sender = match idle.take() {
                 Some(sender) => sender,
-                None => self.open(mark).await?,
+                None => self.open(mark, &req).await?,
             };
             if let Err(e) = sender.ready().await {
                 // Closed while idle (the upstream's keep-alive timeout, `Connection: close`).
@@ -89,14 +89,25 @@ impl H1Upstream {
 
     /// Connects and runs the connection on its own task (upgrades enabled, so a 101 can turn
     /// it into a tunnel); the task ends when the sender is dropped.
-    async fn open(&self, mark: Mark) -> Result<SendRequest<Incoming>, UpstreamError> {
+    async fn open(
+        &self,
+        mark: Mark,
+        req: &Request<Incoming>,
+    ) -> Result<SendRequest<Incoming>, UpstreamError> {
         let stream = connect(self.dst, self.marks.value(mark), self.connect_timeout)
             .await
             .map_err(UpstreamError::Connect)?;
         match &self.tls {
             None => self.handshake(stream).await,
             Some(origin) => {
-                let stream = origin.connect(stream).await.map_err(UpstreamError::Tls)?;
+                let host = req
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok());
+                let stream = origin
+                    .connect(stream, host)
+                    .await
+                    .map_err(UpstreamError::Tls)?;
                 self.handshake(stream).await
             }
         }
