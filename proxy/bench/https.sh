@@ -122,11 +122,11 @@ print(json.dumps({"revision": 1, "ipcache": [["10.78.0.1/32", 1001], ["10.78.0.2
 PY
 }
 
-ccurl() { ip netns exec "$C" curl -s --cacert "$WORK/ca.crt" "$@"; }
+ccurl() { ip netns exec "$C" curl -s -m 5 --cacert "$WORK/ca.crt" "$@"; }
 
 wait_port() { # $1 = port
-  for _ in $(seq 1 100); do
-    ccurl -o /dev/null "https://$NAME:$1/public" && return 0
+  for _ in $(seq 1 20); do
+    ccurl -m 2 -o /dev/null "https://$NAME:$1/public" && return 0
     sleep 0.1
   done
   echo "port $1 never answered over TLS" >&2; return 1
@@ -167,7 +167,8 @@ palisade() {
   local pid
   snapshot >"$WORK/snap.json"
   TOKIO_WORKER_THREADS=1 ip netns exec "$S" "$PROXY_BIN" "$WORK/snap.json" 0.0.0.0:15001 \
-    >/dev/null & pid=$!
+    >"$WORK/palisade.log" 2>&1 & pid=$!
+  wait_port 443 || { cat "$WORK/palisade.log" >&2; exit 1; }
   bench "palisade" 443 "$pid"
   expect_deny "palisade" 443
   # The client sees the interception certificate, not the backend's.

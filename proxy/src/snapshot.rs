@@ -89,7 +89,7 @@ pub struct TlsMaterial {
     #[serde(default)]
     pub private_key: Option<String>,
     /// PEM CA bundle.
-    #[serde(default)]
+    #[serde(default, rename = "trustedCA")]
     pub trusted_ca: Option<String>,
     /// Why the agent could not provide the secret; the port then fails closed.
     #[serde(default)]

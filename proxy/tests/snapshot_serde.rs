@@ -54,3 +54,30 @@ fn config_defaults_are_cilium_values() {
     );
     assert!(c.transparent, "transparent by default");
 }
+
+#[test]
+fn tls_settings_use_cilium_names_and_never_print_the_key() {
+    let port = r#"{"port": 443, "peers": [{"identities": [256], "http": null, "tls": {
+        "serverNames": ["api.example"],
+        "terminating": {"secret": "default/web", "certificate": "CERT", "privateKey": "SECRET-KEY"},
+        "originating": {"secret": "default/ca", "trustedCA": "CA"}}}]}"#;
+    let text = SNAPSHOT.replace("\"egress\": []", &format!("\"egress\": [{port}]"));
+    let snap: PolicySnapshot = serde_json::from_str(&text).expect("snapshot with TLS parses");
+    let tls = snap.endpoints[0].egress[0].peers[0]
+        .tls
+        .as_ref()
+        .expect("tls settings");
+    assert_eq!(tls.server_names, ["api.example"]);
+    let o = tls.originating.as_ref().expect("originating");
+    assert_eq!(o.trusted_ca.as_deref(), Some("CA"));
+    let again: PolicySnapshot =
+        serde_json::from_str(&serde_json::to_string(&snap).unwrap()).unwrap();
+    assert_eq!(snap, again, "JSON round trip keeps the TLS settings");
+    let debug = format!("{snap:?}");
+    assert!(
+        !debug.contains("SECRET-KEY") && debug.contains("[redacted]"),
+        "Debug output hides the private key: {debug}"
+    );
+    let typo = text.replace("trustedCA", "trustedCa");
+    assert!(serde_json::from_str::<PolicySnapshot>(&typo).is_err());
+}
