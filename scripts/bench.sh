@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark (policy, HTTP matcher, datapath, HTTP proxy, DNS proxy) and writes
+# Runs every benchmark (policy, HTTP matcher, datapath, HTTP and HTTPS proxy, DNS proxy) and writes
 # BENCHMARKS.md with the tables, the machine and the date. Not part of CI: root, a few minutes.
 # Each peer (direct, nginx, haproxy, dnsmasq, no-program) is measured in the same run, so the
 # ratios are what to read on a shared, noisy machine.
@@ -26,6 +26,7 @@ cargo bench -q -p palisade-httpmatch > bench-results/httpmatch.txt 2>&1
 
 echo "== datapath";  bash bpf/bench/datapath.sh   || echo "datapath bench failed" > bench-results/datapath.md
 echo "== HTTP proxy"; bash proxy/bench/http.sh   || echo "HTTP bench failed" > bench-results/http.md
+echo "== HTTPS proxy"; bash proxy/bench/https.sh || echo "HTTPS bench failed" > bench-results/https.md
 echo "== DNS proxy";  bash dnsproxy/bench/dns.sh "${DNS_SECS:-8}" || echo "DNS bench failed" > bench-results/dns.md
 
 {
@@ -33,7 +34,7 @@ echo "== DNS proxy";  bash dnsproxy/bench/dns.sh "${DNS_SECS:-8}" || echo "DNS b
   echo
   echo "Run: $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r). Produced by \`make bench\`."
   echo
-  for f in policy datapath http dns; do
+  for f in policy datapath http https dns; do
     echo "## $f"; echo; cat "bench-results/$f.md" 2>/dev/null; echo
   done
   echo "## HTTP rule matching (criterion)"; echo; echo '```'

@@ -356,10 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("palisade.yaml");
         std::fs::write(&path, text).unwrap();
-        Config::load(&path).map(|c| {
-            assert_eq!(c.source, path);
-            c
-        })
+        Config::load(&path).inspect(|c| assert_eq!(c.source, path))
     }
 
     #[test]

@@ -107,8 +107,8 @@ pub enum L7 {
 pub struct HttpL7 {
     /// HTTP rules; empty when only TLS settings redirect the port.
     pub rules: Vec<crate::model::HttpRule>,
-    /// `serverNames`, `terminatingTLS`, `originatingTLS`.
-    pub tls: Option<PortTls>,
+    /// `serverNames`, `terminatingTLS`, `originatingTLS` (boxed: most ports have none).
+    pub tls: Option<Box<PortTls>>,
 }
 
 /// TLS settings of a port; secret namespaces are filled in (the policy's, or `default`).
@@ -466,7 +466,7 @@ fn l7_of(pr: &PortRule, policy_ns: &str) -> Option<L7> {
 }
 
 /// The port's TLS settings, `None` when it has none (an empty `serverNames` checks nothing).
-fn port_tls(pr: &PortRule, policy_ns: &str) -> Option<PortTls> {
+fn port_tls(pr: &PortRule, policy_ns: &str) -> Option<Box<PortTls>> {
     let with_ns = |c: &TlsContext| {
         let mut c = c.clone();
         c.secret
@@ -479,7 +479,7 @@ fn port_tls(pr: &PortRule, policy_ns: &str) -> Option<PortTls> {
         terminating: pr.terminating_tls.as_ref().map(with_ns),
         originating: pr.originating_tls.as_ref().map(with_ns),
     };
-    (tls != PortTls::default()).then_some(tls)
+    (tls != PortTls::default()).then(|| Box::new(tls))
 }
 
 fn port_specs(

@@ -596,7 +596,7 @@ impl EntryBuilder {
                             _ => None,
                         },
                         tls: match &l7 {
-                            Some(L7::Http(h)) => h.tls.clone(),
+                            Some(L7::Http(h)) => h.tls.as_deref().cloned(),
                             _ => None,
                         },
                         dns: match &l7 {
