@@ -155,8 +155,8 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let ends = Ends { src: peer, dst };
-            // The flow's TLS settings decide how the connection is served; the plain path
-            // resolves it the same way on its first request (and caches it).
+            // The flow's TLS settings decide how the connection is served; the connection keeps
+            // the flow resolved here until the policy changes.
             let flow = Arc::new(handler.policy.borrow().flow(peer, dst));
             let client = match &flow.tls {
                 FlowTls::Plain => {
