@@ -195,6 +195,9 @@ pub fn trace(engine: &Engine, req: &TraceRequest) -> Result<TraceResult, TraceEr
         if filter.kind != L7Kind::Http {
             continue;
         }
+        for tls in filter.peers_for(remote).filter_map(|p| p.tls.as_ref()) {
+            lines.push(format!("  TLS: {ep_name} {dir}: {}", describe_tls(tls)));
+        }
         let Some(http) = &req.http else {
             lines.push(format!("  {dir} HTTP rules of {ep_name} apply; give --http-method/--http-path to evaluate them"));
             continue;
@@ -331,4 +334,34 @@ fn finish(mut lines: Vec<String>, allowed: bool) -> TraceResult {
         if allowed { "ALLOWED" } else { "DENIED" }
     ));
     TraceResult { lines, allowed }
+}
+
+/// What the proxy does with TLS on a port, for trace output.
+fn describe_tls(tls: &crate::compile::PortTls) -> String {
+    let secret = |c: &crate::model::TlsContext| {
+        format!(
+            "{}/{}",
+            c.secret.namespace.as_deref().unwrap_or("default"),
+            c.secret.name
+        )
+    };
+    let mut parts = Vec::new();
+    if !tls.server_names.is_empty() {
+        parts.push(format!(
+            "SNI must be one of [{}] (else reset)",
+            tls.server_names.join(", ")
+        ));
+    }
+    match &tls.terminating {
+        Some(c) => parts.push(format!("terminated with secret {}", secret(c))),
+        None if !tls.server_names.is_empty() => parts.push("relayed undecrypted".into()),
+        None => {}
+    }
+    if let Some(c) = &tls.originating {
+        parts.push(format!(
+            "re-encrypted upstream, server verified with secret {}",
+            secret(c)
+        ));
+    }
+    parts.join("; ")
 }

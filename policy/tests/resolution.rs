@@ -620,4 +620,30 @@ fn tls_ports_redirect_like_http_rules() {
     let o = tls.originating.as_ref().expect("originating");
     assert_eq!(o.secret.namespace.as_deref(), Some("certs"));
     assert_eq!(o.trusted_ca.as_deref(), Some("bundle.pem"));
+
+    // `policy trace` says what the proxy does with TLS on the port.
+    let traced = |port: u16| {
+        let req = palisade_policy::trace::TraceRequest {
+            from: "default/c".into(),
+            to: "default/a".into(),
+            dport: port,
+            proto: 6,
+            http: None,
+            dns_name: None,
+        };
+        palisade_policy::trace::trace(&e, &req)
+            .expect("trace")
+            .lines
+            .join("\n")
+    };
+    let t = traced(443);
+    assert!(
+        t.contains("SNI must be one of [a.example.com] (else reset); relayed undecrypted"),
+        "{t}"
+    );
+    let t = traced(8443);
+    assert!(
+        t.contains("terminated with secret default/a-tls; re-encrypted upstream, server verified with secret certs/ca"),
+        "{t}"
+    );
 }

@@ -24,6 +24,8 @@ pub(crate) struct CompiledPolicy {
     ipcache: IpCache,
     endpoints: Vec<CompiledEndpoint>,
     by_ip: HashMap<IpAddr, usize>,
+    /// Some entry has TLS settings; without any, flows skip the TLS classification.
+    any_tls: bool,
 }
 
 #[derive(Debug)]
@@ -106,7 +108,15 @@ impl CompiledPolicy {
             }
             endpoints.push(compiled);
         }
+        let any_tls = endpoints.iter().any(|ep: &CompiledEndpoint| {
+            ep.ingress
+                .iter()
+                .chain(&ep.egress)
+                .flat_map(|p| &p.peers)
+                .any(|peer| peer.tls.is_some())
+        });
         Ok(CompiledPolicy {
+            any_tls,
             revision: snap.revision,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             ipcache: IpCache::new(&snap.ipcache),
@@ -139,10 +149,14 @@ impl CompiledPolicy {
         let egress = egress_ports.map_or(DirectionPolicy::Absent, |ports| {
             direction(ports, dst.port(), dst_identity)
         });
-        let tls = FlowTls::classify(
-            &tls_of(ingress_ports, dst.port(), src_identity),
-            &tls_of(egress_ports, dst.port(), dst_identity),
-        );
+        let tls = if self.any_tls {
+            FlowTls::classify(
+                &tls_of(ingress_ports, dst.port(), src_identity),
+                &tls_of(egress_ports, dst.port(), dst_identity),
+            )
+        } else {
+            FlowTls::Plain
+        };
         FlowPolicy {
             generation: self.generation,
             src_identity,
