@@ -344,4 +344,33 @@ fn tls_server_names_termination_origination_and_secrets() {
         &url(443, "/public"),
     );
     assert_eq!(r.0, 60, "the old CA no longer verifies: {r:?}");
+
+    // The same interception on the client's egress instead (Cilium's TLS-inspection guide):
+    // the source-side rule decides, upstream sockets carry the egress mark.
+    let egress = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: tls}
+spec:
+  endpointSelector: {matchLabels: {env: prod}}
+  egress:
+  - toEndpoints: [{matchLabels: {app: myService}}]
+    toPorts:
+    - ports: [{port: "443", protocol: TCP}]
+      terminatingTLS: {secret: {name: intercept}}
+      originatingTLS: {secret: {name: origin}}
+      rules: {http: [{method: GET, path: /public}]}
+"#;
+    lab.apply_yaml("tls.yaml", egress);
+    let trust2 = ["--cacert", lab_ca2_arg.as_str(), "--resolve", r443.as_str()];
+    let r = curl(&lab, &trust2, &url(443, "/public"));
+    assert!(
+        r.0 == 0 && r.1.starts_with("200 "),
+        "egress GET /public: {r:?}"
+    );
+    assert!(r.2.contains("Hello from /public"), "{:?}", r.2);
+    let r = curl(&lab, &trust2, &url(443, "/private"));
+    assert!(
+        r.1.starts_with("403 ") && r.2 == "Access denied\r\n",
+        "egress GET /private: {r:?}"
+    );
 }

@@ -19,15 +19,21 @@ SERVER=10.78.0.2
 NAME=bench.example
 WORK=$(mktemp -d)
 PIDS=()
+MADE=() # namespaces this run created: the only ones it removes
 
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  ip netns del "$C" 2>/dev/null || true
-  ip netns del "$S" 2>/dev/null || true
-  rm -rf "/etc/netns/$C" "$WORK"
+  for ns in "${MADE[@]}"; do ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"; done
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
+for ns in "$C" "$S"; do
+  if ip netns list | grep -qw "$ns"; then
+    echo "namespace $ns exists (another run of this bench?); not touching it" >&2
+    exit 1
+  fi
+done
 
 cargo build --release -q -p palisade-proxy --example http_proxy
 PROXY_BIN=$PWD/target/release/examples/http_proxy
@@ -45,8 +51,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
 cert backend
 cert intercept
 
-ip netns add "$C"
-ip netns add "$S"
+ip netns add "$C" && MADE+=("$C")
+ip netns add "$S" && MADE+=("$S")
 ip link add eth0 netns "$C" type veth peer eth0 netns "$S"
 ip -n "$C" addr add 10.78.0.1/24 dev eth0
 ip -n "$S" addr add "$SERVER/24" dev eth0
