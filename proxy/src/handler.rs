@@ -7,7 +7,7 @@ use crate::policy::{CompiledPolicy, DirectionPolicy, FlowPolicy};
 use crate::response::{ProxyBody, Reject};
 use crate::upstream::{H2Pools, Mark};
 use crate::{FlowVerdict, HttpFlowRecord};
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -35,9 +35,29 @@ pub(crate) struct Handler {
 }
 
 /// What the decision produced.
-struct Allowed {
-    mark: Mark,
-    actions: Vec<HeaderAction>,
+pub(crate) struct Allowed {
+    /// The upstream socket's mark.
+    pub(crate) mark: Mark,
+    /// Header edits and log notes of the matched rules.
+    pub(crate) actions: Vec<HeaderAction>,
+}
+
+/// A request's flow record before the verdict: the request as received.
+pub(crate) fn new_record(ends: Ends, method: &str, host: String, path: String) -> HttpFlowRecord {
+    HttpFlowRecord {
+        time: SystemTime::now(),
+        src: ends.src,
+        dst: ends.dst,
+        src_identity: 0,
+        dst_identity: 0,
+        method: method.to_owned(),
+        host,
+        path,
+        verdict: FlowVerdict::Error,
+        status: 0,
+        latency: Duration::ZERO,
+        notes: Vec::new(),
+    }
 }
 
 impl Handler {
@@ -49,29 +69,17 @@ impl Handler {
     ) -> Result<Response<ProxyBody>, Infallible> {
         let ends = conn.ends;
         let start = Instant::now();
-        let mut record = HttpFlowRecord {
-            time: SystemTime::now(),
-            src: ends.src,
-            dst: ends.dst,
-            src_identity: 0,
-            dst_identity: 0,
-            method: req.method().as_str().to_owned(),
-            host: authority(&req),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string(),
-            verdict: FlowVerdict::Error,
-            status: 0,
-            latency: Duration::ZERO,
-            notes: Vec::new(),
-        };
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let mut record = new_record(ends, req.method().as_str(), authority(&req), path);
         let grpc = is_grpc(&req);
         // Policy is read per request, so an update applies to the next request of an open
         // connection; the connection re-resolves its flow only when the policy changed.
         let flow = conn.flow(&self.policy.borrow());
-        let result = match self.decide(&flow, ends, &mut record, &req) {
+        let result = match self.decide(&flow, ends, &mut record, req.method(), req.headers()) {
             Ok(allowed) => self.forward(&conn, req, allowed, &mut record).await,
             Err(reject) => {
                 drain(req).await;
@@ -79,41 +87,54 @@ impl Handler {
             }
         };
         let resp = match result {
-            Ok(resp) => {
-                record.verdict = FlowVerdict::Forwarded;
-                resp
-            }
+            Ok(resp) => resp,
             Err(reject) => {
-                record.verdict = if matches!(reject, Reject::Denied) {
-                    FlowVerdict::Denied
-                } else {
-                    FlowVerdict::Error
-                };
-                record.notes.push(reject.reason());
-                reject.into_response(grpc)
+                let resp = reject.into_response(grpc);
+                self.finish(record, start, resp.status(), Some(reject));
+                return Ok(resp);
             }
         };
-        record.status = resp.status().as_u16();
-        record.latency = start.elapsed();
-        // Never block a request on a slow consumer: drop the record instead.
-        let _ = self.flows.try_send(record);
+        self.finish(record, start, resp.status(), None);
         Ok(resp)
     }
 
+    /// Completes a request's flow record (verdict from `reject`) and hands it to the agent.
+    pub(crate) fn finish(
+        &self,
+        mut record: HttpFlowRecord,
+        start: Instant,
+        status: StatusCode,
+        reject: Option<Reject>,
+    ) {
+        record.verdict = match &reject {
+            None => FlowVerdict::Forwarded,
+            Some(Reject::Denied) => FlowVerdict::Denied,
+            Some(_) => FlowVerdict::Error,
+        };
+        if let Some(reject) = reject {
+            record.notes.push(reject.reason());
+        }
+        record.status = status.as_u16();
+        record.latency = start.elapsed();
+        // Never block a request on a slow consumer: drop the record instead.
+        let _ = self.flows.try_send(record);
+    }
+
     /// Identities, normalization and the L7 verdict of both directions.
-    fn decide(
+    pub(crate) fn decide(
         &self,
         flow: &FlowPolicy,
         ends: Ends,
         record: &mut HttpFlowRecord,
-        req: &Request<Incoming>,
+        method: &Method,
+        headers: &HeaderMap,
     ) -> Result<Allowed, Reject> {
         record.src_identity = flow.src_identity;
         record.dst_identity = flow.dst_identity;
         if self.is_self(ends.dst) {
             return Err(Reject::NoPolicy);
         }
-        check_framing(req)?;
+        check_framing(headers)?;
         let path = normalize_path(&record.path).map_err(|e| Reject::BadRequest(e.to_string()))?;
         record.path = path;
         let FlowPolicy {
@@ -126,10 +147,10 @@ impl Handler {
             return Err(Reject::NoPolicy);
         }
         let view = RequestView {
-            method: req.method().as_str(),
+            method: method.as_str(),
             path: &record.path,
             host: &record.host,
-            headers: req.headers(),
+            headers,
         };
         let mut actions = Vec::new();
         // Both checks return an owned decision; chaining them keeps the first deny.
@@ -227,22 +248,25 @@ fn to_origin_form<B>(req: &mut Request<B>, dst: SocketAddr, path: &str) -> Resul
         *req.uri_mut() = uri.map_err(|e| Reject::BadRequest(e.to_string()))?;
     }
     if !req.headers().contains_key(header::HOST) {
-        let host = match dst {
-            SocketAddr::V4(a) if a.port() == 80 => a.ip().to_string(),
-            SocketAddr::V6(a) if a.port() == 80 => format!("[{}]", a.ip()),
-            other => other.to_string(),
-        };
-        let value = HeaderValue::try_from(host).map_err(|e| Reject::BadRequest(e.to_string()))?;
-        req.headers_mut().insert(header::HOST, value);
+        req.headers_mut().insert(header::HOST, default_host(dst)?);
     }
     Ok(())
+}
+
+/// The `Host` sent upstream for a request that carried none: the original destination.
+pub(crate) fn default_host(dst: SocketAddr) -> Result<HeaderValue, Reject> {
+    let host = match dst {
+        SocketAddr::V4(a) if a.port() == 80 => a.ip().to_string(),
+        SocketAddr::V6(a) if a.port() == 80 => format!("[{}]", a.ip()),
+        other => other.to_string(),
+    };
+    HeaderValue::try_from(host).map_err(|e| Reject::BadRequest(e.to_string()))
 }
 
 /// Rejects requests whose meaning a server could read differently than the policy did: more
 /// than one `Host` (RFC 9112 §3.2), or Content-Length together with Transfer-Encoding (the
 /// request-smuggling shape, RFC 9112 §6.1).
-fn check_framing<B>(req: &Request<B>) -> Result<(), Reject> {
-    let h = req.headers();
+fn check_framing(h: &HeaderMap) -> Result<(), Reject> {
     if h.get_all(header::HOST).iter().nth(1).is_some() {
         return Err(Reject::Malformed("more than one Host header".into()));
     }

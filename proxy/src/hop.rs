@@ -86,7 +86,46 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+/// Writes a response's header fields as `name: value` lines into `out`, without the hop-by-hop
+/// ones and those named in `Connection` (the raw-bytes twin of [`strip`], for the HTTP/1.1
+/// relay; `TE` means nothing in a response and is dropped). `Content-Length` only with
+/// `keep_length`.
+pub(crate) fn forward_raw(headers: &[httparse::Header<'_>], keep_length: bool, out: &mut Vec<u8>) {
+    let named = |name: &str| {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+    };
+    for h in headers {
+        let hop = HOP_BY_HOP
+            .iter()
+            .any(|n| h.name.eq_ignore_ascii_case(n.as_str()))
+            || h.name.eq_ignore_ascii_case("te")
+            || (!keep_length && h.name.eq_ignore_ascii_case("content-length"));
+        if hop || named(h.name) {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Writes a request's header fields as `name: value` lines into `out`.
+pub(crate) fn write_fields(headers: &HeaderMap, out: &mut Vec<u8>) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether a `Connection` field lists `token`.
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()

@@ -15,6 +15,7 @@ mod config;
 mod conn;
 mod error;
 mod flow;
+mod h1;
 mod handler;
 mod hop;
 mod ipcache;
@@ -28,6 +29,8 @@ mod upstream;
 pub use config::{Limits, ProxyConfig};
 pub use error::{CompileError, ProxyError};
 pub use flow::{FlowVerdict, HttpFlowRecord};
+#[doc(hidden)]
+pub use h1::{fuzz_chunked, fuzz_request_head, fuzz_response_head};
 pub use server::{run, Proxy};
 pub use snapshot::{EndpointL7, PeerL7, PolicySnapshot, PortL7, TlsL7, TlsMaterial};
 pub use tls::{check_material, TlsConfigError, TlsRole};

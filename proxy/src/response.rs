@@ -2,7 +2,7 @@
 //! cilium-envoy sends, its gRPC form, and the error statuses.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 
 /// Body type of every response the proxy sends downstream.
@@ -22,6 +22,8 @@ pub(crate) enum Reject {
     /// Transfer-Encoding): answered 400 and the connection closed, as nothing after it on the
     /// connection can be trusted to be framed the way the upstream would frame it.
     Malformed(String),
+    /// The request head is over the size or field-count limit: answered 431 and closed.
+    HeadTooLarge,
     /// No rule in either direction covers this flow: fail closed.
     NoPolicy,
     /// The upstream could not be reached or failed mid-response.
@@ -34,6 +36,7 @@ impl Reject {
         match self {
             Reject::Denied => StatusCode::FORBIDDEN,
             Reject::BadRequest(_) | Reject::Malformed(_) => StatusCode::BAD_REQUEST,
+            Reject::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::NoPolicy => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -44,55 +47,62 @@ impl Reject {
         match self {
             Reject::Denied => "denied by policy".into(),
             Reject::BadRequest(why) | Reject::Malformed(why) => format!("bad request: {why}"),
+            Reject::HeadTooLarge => "request head too large".into(),
             Reject::NoPolicy => "no L7 policy for this flow".into(),
             Reject::Upstream(why) => format!("upstream: {why}"),
         }
     }
 
     /// The response: gRPC clients get a trailers-only answer with a gRPC status instead.
-    pub(crate) fn into_response(self, grpc: bool) -> Response<ProxyBody> {
-        if grpc {
-            return grpc_response(self.grpc_status(), &self.reason());
-        }
-        let body = match &self {
-            Reject::Denied => DENY_BODY.to_string(),
-            other => format!("{}\r\n", other.reason()),
-        };
-        let mut resp = text_response(self.status(), body);
-        if matches!(self, Reject::Malformed(_)) {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+    pub(crate) fn into_response(&self, grpc: bool) -> Response<ProxyBody> {
+        let (status, headers, body) = self.parts(grpc);
+        let mut resp = Response::new(full(body));
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
         resp
     }
 
-    /// gRPC status codes: 7 PERMISSION_DENIED, 3 INVALID_ARGUMENT, 13 INTERNAL, 14 UNAVAILABLE.
+    /// Status, headers and body of the answer: [`Reject::into_response`] wraps them for
+    /// hyper; the HTTP/1.1 relay writes them out itself.
+    pub(crate) fn parts(&self, grpc: bool) -> (StatusCode, HeaderMap, Bytes) {
+        if grpc {
+            return grpc_parts(self.grpc_status(), &self.reason());
+        }
+        let body = match self {
+            Reject::Denied => Bytes::from_static(DENY_BODY.as_bytes()),
+            other => Bytes::from(format!("{}\r\n", other.reason())),
+        };
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if self.closes() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        (self.status(), headers, body)
+    }
+
+    /// Whether the connection closes after this answer.
+    pub(crate) fn closes(&self) -> bool {
+        matches!(self, Reject::Malformed(_) | Reject::HeadTooLarge)
+    }
+
+    /// gRPC status codes: 7 PERMISSION_DENIED, 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED,
+    /// 13 INTERNAL, 14 UNAVAILABLE.
     fn grpc_status(&self) -> u16 {
         match self {
             Reject::Denied => 7,
             Reject::BadRequest(_) | Reject::Malformed(_) => 3,
+            Reject::HeadTooLarge => 8,
             Reject::NoPolicy => 13,
             Reject::Upstream(_) => 14,
         }
     }
 }
 
-fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
-    let len = body.len();
-    let mut resp = Response::new(full(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    resp
-}
-
 /// HTTP 200 with the gRPC status in the headers and no body: HTTP/2 sends it as one HEADERS
 /// frame with END_STREAM, which gRPC reads as trailers-only.
-fn grpc_response(code: u16, message: &str) -> Response<ProxyBody> {
-    let mut resp = Response::new(full(Bytes::new()));
-    let h = resp.headers_mut();
+fn grpc_parts(code: u16, message: &str) -> (StatusCode, HeaderMap, Bytes) {
+    let mut h = HeaderMap::with_capacity(3);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
@@ -101,7 +111,7 @@ fn grpc_response(code: u16, message: &str) -> Response<ProxyBody> {
     if let Ok(v) = HeaderValue::from_str(message) {
         h.insert("grpc-message", v);
     }
-    resp
+    (StatusCode::OK, h, Bytes::new())
 }
 
 /// Wraps bytes into the common body type.

@@ -1,7 +1,9 @@
 //! The listener: transparent bind, the policy compiler task, the accept loop with a connection
-//! limit, and HTTP/1.1 + HTTP/2 (prior knowledge, detected from the preface) per connection.
+//! limit; plain connections are served by [`crate::h1`] (HTTP/1.1 relay, hyper for the rest),
+//! TLS ones by [`crate::tls`], TLS-originating ones by hyper.
 
 use crate::conn::{ClientConn, Ends};
+use crate::h1::Shared;
 use crate::handler::Handler;
 use crate::policy::CompiledPolicy;
 use crate::tls::{FlowTls, TlsOrigin, TlsServe};
@@ -127,6 +129,14 @@ impl Proxy {
             listen: local_addr,
         });
         let builder = http_builder(&config);
+        let (closing_tx, closing) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            handler: handler.clone(),
+            hyper: builder.clone(),
+            limits: config.limits.clone(),
+            marks,
+            closing,
+        });
         let permits = Arc::new(Semaphore::new(config.limits.max_connections.max(1)));
         let graceful = GracefulShutdown::new();
         tracing::info!(%local_addr, transparent = config.transparent, "HTTP proxy listening");
@@ -160,8 +170,13 @@ impl Proxy {
             let flow = Arc::new(handler.policy.borrow().flow(peer, dst));
             let client = match &flow.tls {
                 FlowTls::Plain => {
-                    let timeout = config.limits.connect_timeout;
-                    ClientConn::with_flow(ends, marks, timeout, None, true, flow.clone())
+                    let conn =
+                        crate::h1::serve(stream, ends, flow, shared.clone(), graceful.watcher());
+                    tokio::spawn(async move {
+                        conn.await;
+                        drop(permit);
+                    });
+                    continue;
                 }
                 FlowTls::Originate(Ok(origin)) => {
                     let origin = TlsOrigin::new(origin.clone(), None, dst.ip());
@@ -205,7 +220,15 @@ impl Proxy {
         };
         compiler.abort();
         drop(listener);
-        if tokio::time::timeout(config.limits.drain_timeout, graceful.shutdown())
+        closing_tx.send_replace(true);
+        // hyper's connections finish their requests; then every permit back = every
+        // connection (relayed ones too) done.
+        let all = u32::try_from(config.limits.max_connections.max(1)).unwrap_or(u32::MAX);
+        let drained = async {
+            graceful.shutdown().await;
+            let _ = permits.acquire_many(all).await;
+        };
+        if tokio::time::timeout(config.limits.drain_timeout, drained)
             .await
             .is_err()
         {

@@ -6,7 +6,7 @@
 //! knowledge) multiplexes, so it goes through shared hyper-util pools ([`H2Pools`]), one per
 //! mark, keyed by original destination.
 
-mod connect;
+pub(crate) mod connect;
 mod h1;
 
 pub(crate) use connect::connect;
@@ -36,6 +36,7 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
+    /// The `SO_MARK` value for `mark`.
     pub(crate) fn value(self, mark: Mark) -> u32 {
         match mark {
             Mark::Ingress => self.ingress,

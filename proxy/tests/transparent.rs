@@ -461,9 +461,9 @@ fn limits_oversized_headers_and_ambiguous_framing() {
         resp.head
     );
 
-    // Content-Length + Transfer-Encoding (a smuggling attempt): hyper lets chunked win, drops
-    // Content-Length and closes after the response (RFC 9112 §6.3), so the request hidden
-    // behind the chunked body is never parsed, let alone forwarded.
+    // Content-Length + Transfer-Encoding (a smuggling attempt, RFC 9112 §6.1): refused with
+    // 400 and the connection closed, so neither reading of the framing reaches the upstream,
+    // let alone the request hidden behind the body.
     let mut conn = lab.ns.connect(PROD);
     send(
         &mut conn,
@@ -471,12 +471,7 @@ fn limits_oversized_headers_and_ambiguous_framing() {
          0\r\n\r\nGET /private HTTP/1.1\r\nHost: service\r\n\r\n",
     );
     let resp = read_response(&mut conn);
-    assert_eq!(
-        resp.status(),
-        200,
-        "the chunked-framed request is served: {:?}",
-        resp.head
-    );
+    assert_eq!(resp.status(), 400, "CL+TE: {:?}", resp.head);
     assert_eq!(
         resp.header("connection"),
         Some("close"),
@@ -489,17 +484,7 @@ fn limits_oversized_headers_and_ambiguous_framing() {
         "no second response: {:?}",
         String::from_utf8_lossy(&rest)
     );
-    let seen = lab.seen();
-    assert_eq!(
-        seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
-        vec!["/public"],
-        "only /public upstream"
-    );
-    assert!(
-        !seen[0].headers.contains_key("content-length"),
-        "Content-Length never forwarded: {:?}",
-        seen[0].headers
-    );
+    assert!(lab.seen().is_empty(), "nothing upstream: {:?}", lab.seen());
 }
 
 #[test]

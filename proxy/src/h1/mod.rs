@@ -1,0 +1,112 @@
+//! Client connections. Plain HTTP/1.1 requests without a body (nearly all of them) go through a
+//! purpose-built relay ([`relay`]): the head parsed with `httparse`, judged by
+//! [`Handler::decide`], sent to the connection's own upstream connection, and the response
+//! relayed with its body framing tracked, not re-encoded. Everything else (HTTP/2 prior
+//! knowledge, upgrades, request bodies, HTTP/1.0, absolute-form and `CONNECT` targets) makes the
+//! relay hand the connection, from that request on, to hyper and [`Handler::handle`].
+//!
+//! Generic over the client IO so a TLS-terminated stream can be served the same way.
+
+mod chunked;
+mod head;
+mod relay;
+mod rewind;
+
+use crate::conn::{ClientConn, Ends};
+use crate::handler::Handler;
+use crate::policy::FlowPolicy;
+use crate::upstream::Marks;
+use crate::Limits;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use rewind::Rewind;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+#[doc(hidden)]
+pub use fuzzing::*;
+
+/// What every connection task shares with the listener.
+pub(crate) struct Shared {
+    pub(crate) handler: Arc<Handler>,
+    /// hyper's HTTP/1.1 + HTTP/2 server, for connections the relay hands over.
+    pub(crate) hyper: auto::Builder<TokioExecutor>,
+    pub(crate) limits: Limits,
+    pub(crate) marks: Marks,
+    /// Becomes `true` when the listener shuts down: idle connections close.
+    pub(crate) closing: watch::Receiver<bool>,
+}
+
+/// Serves one cleartext client connection (its flow resolved at accept) until it closes.
+pub(crate) async fn serve<IO>(
+    io: IO,
+    ends: Ends,
+    flow: Arc<FlowPolicy>,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = shared.limits.connect_timeout;
+    let client = ClientConn::with_flow(ends, shared.marks, timeout, None, true, flow);
+    let Some((io, rest)) = relay::run(io, &client, &shared).await else {
+        return;
+    };
+    let client = Arc::new(client);
+    let handler = shared.handler.clone();
+    let service = service_fn(move |req| handler.clone().handle(client.clone(), req));
+    let conn = shared
+        .hyper
+        .serve_connection_with_upgrades(TokioIo::new(Rewind::new(rest, io)), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, peer = %ends.src, "connection ended with error");
+    }
+}
+
+/// Entry points for the fuzz targets (not part of the API).
+mod fuzzing {
+    /// Parses a request head and its framing; must never panic.
+    #[doc(hidden)]
+    pub fn fuzz_request_head(bytes: &[u8]) {
+        if let Ok(Some(head)) = super::head::parse_request(bytes, 100) {
+            assert!(head.len <= bytes.len());
+        }
+    }
+
+    /// Parses a response head into a forwarded head; must never panic.
+    #[doc(hidden)]
+    pub fn fuzz_response_head(bytes: &[u8]) {
+        let mut out = Vec::new();
+        if let Ok(Some(head)) = super::head::parse_response(bytes, false, false, &mut out) {
+            assert!(head.len <= bytes.len());
+            // What goes downstream parses back as a complete head.
+            let mut again = Vec::new();
+            let reparsed = super::head::parse_response(&out, false, false, &mut again);
+            assert!(matches!(reparsed, Ok(Some(_))), "{out:?}");
+        }
+    }
+
+    /// Feeds a chunked body whole and in two pieces split at `split`; both readings agree.
+    #[doc(hidden)]
+    pub fn fuzz_chunked(bytes: &[u8], split: usize) {
+        let mut whole = super::chunked::Chunked::default();
+        let a = whole.advance(bytes);
+        let split = split.min(bytes.len());
+        let mut parts = super::chunked::Chunked::default();
+        let b = parts.advance(&bytes[..split]).and_then(|n| {
+            if parts.done() {
+                Ok(n)
+            } else {
+                parts.advance(&bytes[split..]).map(|m| n + m)
+            }
+        });
+        assert_eq!(a, b);
+        if a.is_ok() {
+            assert_eq!(whole.done(), parts.done());
+        }
+    }
+}

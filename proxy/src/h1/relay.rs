@@ -1,0 +1,494 @@
+//! The HTTP/1.1 relay: one client connection's bodiless requests in order (pipelined ones
+//! included), each judged, then answered here or forwarded over the client connection's own
+//! upstream connection (one per mark, kept alive), the response head rewritten and its body
+//! passed through with its framing tracked. No task, channel or timer per request: the
+//! connection's task does it all.
+
+use super::chunked::Chunked;
+use super::head::{self, Body, HeadError, RequestHead, ResponseHead};
+use super::Shared;
+use crate::conn::ClientConn;
+use crate::handler::{default_host, new_record, Allowed};
+use crate::hop;
+use crate::response::Reject;
+use crate::upstream::{connect::connect, Mark};
+use crate::HttpFlowRecord;
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderMap, Method, StatusCode};
+use std::io;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// HTTP/2's connection preface: such a connection goes to hyper.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Room made in a buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Largest response head accepted from an upstream.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// hyper's smallest head buffer: the same floor as the hyper path, so both answer alike.
+const MIN_HEAD_LIMIT: usize = 8192;
+/// After answering and closing, unread client bytes are read away (bounded) so the kernel
+/// sends FIN, not a reset that could destroy the answer before the client reads it.
+const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// One upstream connection and the bytes read from it but not yet relayed.
+struct Upstream {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// What happens after a request.
+enum Next {
+    /// Read the next request.
+    Continue,
+    /// Close after reading away what the client still sends.
+    Close,
+    /// The client went away or timed out: just close.
+    Gone,
+    /// Hand the connection, from the request at the start of the buffer, to hyper.
+    Hyper,
+}
+
+/// The outcome of reading a request head.
+enum ReadHead {
+    Head(RequestHead),
+    Hyper,
+    Gone,
+    Bad(Reject),
+}
+
+/// Why a forwarded request got no response head.
+enum Failed {
+    /// The upstream failed: answered 503 here.
+    Upstream(String),
+    /// The client connection failed.
+    Client(io::Error),
+}
+
+struct Relay<'a, IO> {
+    io: IO,
+    /// Client bytes not yet consumed.
+    buf: BytesMut,
+    /// The request head sent upstream.
+    req: Vec<u8>,
+    /// Bytes for the client.
+    out: Vec<u8>,
+    /// Upstream connections by mark (`[ingress, egress]`).
+    up: [Option<Upstream>; 2],
+    client: &'a ClientConn,
+    shared: &'a Shared,
+    closing: watch::Receiver<bool>,
+}
+
+/// Serves requests until the connection ends (`None`) or must go to hyper: then the IO and
+/// the bytes already read from it.
+pub(super) async fn run<IO>(io: IO, client: &ClientConn, shared: &Shared) -> Option<(IO, Bytes)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut relay = Relay {
+        io,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        req: Vec::with_capacity(1024),
+        out: Vec::with_capacity(READ_CHUNK),
+        up: [None, None],
+        client,
+        shared,
+        closing: shared.closing.clone(),
+    };
+    let mut first = true;
+    loop {
+        let next = relay.request(first).await;
+        first = false;
+        match next {
+            Ok(Next::Continue) => {}
+            Ok(Next::Hyper) => return Some((relay.io, relay.buf.freeze())),
+            Ok(Next::Close) => {
+                relay.linger().await;
+                return None;
+            }
+            Ok(Next::Gone) => {
+                let _ = relay.io.shutdown().await;
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, peer = %client.ends.src, "client connection failed");
+                return None;
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
+    /// Reads, judges and answers one request.
+    async fn request(&mut self, first: bool) -> io::Result<Next> {
+        let head = match self.read_head(first).await? {
+            ReadHead::Head(head) => head,
+            ReadHead::Hyper => return Ok(Next::Hyper),
+            ReadHead::Gone => return Ok(Next::Gone),
+            ReadHead::Bad(reject) => {
+                self.write_reject(&reject, true).await?;
+                return Ok(Next::Close);
+            }
+        };
+        let RequestHead {
+            len,
+            method,
+            target,
+            minor,
+            headers,
+            body,
+        } = head;
+        // Only plain bodiless requests stay here; the framing errors are answered here too.
+        let plain = minor == 1
+            && method != Method::CONNECT
+            && target.starts_with('/')
+            && !headers.contains_key(header::UPGRADE);
+        if body.is_ok() && (!plain || body != Ok(Body::Empty)) {
+            return Ok(Next::Hyper);
+        }
+        self.buf.advance(len);
+        let start = Instant::now();
+        let ends = self.client.ends;
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut record = new_record(ends, method.as_str(), host, target);
+        let close = hop::connection_has(&headers, "close");
+        let handler = &self.shared.handler;
+        // Policy is read per request, so an update applies to the next request of an open
+        // connection; the connection re-resolves its flow only when the policy changed.
+        let flow = self.client.flow(&handler.policy.borrow());
+        let decision = match body {
+            Err(why) => {
+                record.src_identity = flow.src_identity;
+                record.dst_identity = flow.dst_identity;
+                Err(Reject::Malformed(why.to_owned()))
+            }
+            Ok(_) => handler.decide(&flow, ends, &mut record, &method, &headers),
+        };
+        match decision {
+            Ok(allowed) => {
+                self.forward(method, headers, allowed, record, start, close)
+                    .await
+            }
+            Err(reject) => self.answer(record, start, reject, close).await,
+        }
+    }
+
+    /// Reads until a whole request head is buffered, the connection is HTTP/2, or it ends.
+    async fn read_head(&mut self, first: bool) -> io::Result<ReadHead> {
+        let limits = &self.shared.limits;
+        let max_head = limits.max_header_bytes.max(MIN_HEAD_LIMIT);
+        let deadline = tokio::time::Instant::now() + limits.header_timeout;
+        loop {
+            let n = self.buf.len().min(PREFACE.len());
+            let maybe_h2 = first && self.buf[..n] == PREFACE[..n];
+            if maybe_h2 && n == PREFACE.len() {
+                return Ok(ReadHead::Hyper);
+            }
+            if !maybe_h2 && !self.buf.is_empty() {
+                match head::parse_request(&self.buf, limits.max_headers) {
+                    Ok(Some(head)) => return Ok(ReadHead::Head(head)),
+                    Ok(None) if self.buf.len() >= max_head => {
+                        return Ok(ReadHead::Bad(Reject::HeadTooLarge))
+                    }
+                    Ok(None) => {}
+                    Err(HeadError::TooManyHeaders) => {
+                        return Ok(ReadHead::Bad(Reject::HeadTooLarge))
+                    }
+                    Err(e) => return Ok(ReadHead::Bad(Reject::Malformed(e.to_string()))),
+                }
+            }
+            if self.buf.is_empty() && *self.closing.borrow() {
+                return Ok(ReadHead::Gone);
+            }
+            let idle = self.buf.is_empty();
+            self.buf.reserve(READ_CHUNK);
+            let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf));
+            let read = if idle {
+                // Idle between requests: the listener's shutdown closes the connection.
+                tokio::select! {
+                    r = read => r,
+                    _ = self.closing.changed() => return Ok(ReadHead::Gone),
+                }
+            } else {
+                read.await
+            };
+            match read {
+                Ok(Ok(0)) => return Ok(ReadHead::Gone),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    tracing::debug!(peer = %self.client.ends.src, "request head timed out");
+                    return Ok(ReadHead::Gone);
+                }
+            }
+        }
+    }
+
+    /// Answers a request here (deny, bad request, upstream failure) and records it.
+    async fn answer(
+        &mut self,
+        record: HttpFlowRecord,
+        start: Instant,
+        reject: Reject,
+        close: bool,
+    ) -> io::Result<Next> {
+        let status = self.write_reject(&reject, close).await?;
+        let close = close || reject.closes();
+        self.shared
+            .handler
+            .finish(record, start, status, Some(reject));
+        Ok(if close { Next::Close } else { Next::Continue })
+    }
+
+    /// Writes the proxy's own answer; `close` adds `Connection: close`.
+    async fn write_reject(&mut self, reject: &Reject, close: bool) -> io::Result<StatusCode> {
+        let (status, headers, body) = reject.parts(false);
+        self.out.clear();
+        write_status(&mut self.out, status.as_u16(), status.canonical_reason());
+        hop::write_fields(&headers, &mut self.out);
+        if close && !headers.contains_key(header::CONNECTION) {
+            self.out.extend_from_slice(b"connection: close\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&body);
+        self.write_out().await?;
+        Ok(status)
+    }
+
+    /// Sends an allowed request upstream and relays the response.
+    async fn forward(
+        &mut self,
+        method: Method,
+        mut headers: HeaderMap,
+        allowed: Allowed,
+        record: HttpFlowRecord,
+        start: Instant,
+        close: bool,
+    ) -> io::Result<Next> {
+        hop::strip(&mut headers, false);
+        for action in &allowed.actions {
+            action.apply(&mut headers);
+        }
+        if !headers.contains_key(header::HOST) {
+            match default_host(self.client.ends.dst) {
+                Ok(host) => headers.insert(header::HOST, host),
+                Err(reject) => return self.answer(record, start, reject, close).await,
+            };
+        }
+        // The normalized path in origin form: what was judged is what the upstream reads.
+        self.req.clear();
+        self.req.extend_from_slice(method.as_str().as_bytes());
+        self.req.push(b' ');
+        self.req.extend_from_slice(record.path.as_bytes());
+        self.req.extend_from_slice(b" HTTP/1.1\r\n");
+        hop::write_fields(&headers, &mut self.req);
+        self.req.extend_from_slice(b"\r\n");
+        let (mut up, resp) = match self
+            .exchange(allowed.mark, method == Method::HEAD, close)
+            .await
+        {
+            Ok(got) => got,
+            Err(Failed::Upstream(why)) => {
+                return self
+                    .answer(record, start, Reject::Upstream(why), close)
+                    .await
+            }
+            Err(Failed::Client(e)) => return Err(e),
+        };
+        let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        self.shared.handler.finish(record, start, status, None);
+        let complete = self.relay_body(&mut up, resp.body).await?;
+        // Bytes after the response, or a broken body, leave the upstream connection unusable.
+        if complete && !resp.close && up.buf.is_empty() {
+            self.up[slot(allowed.mark)] = Some(up);
+        }
+        Ok(if !complete || close || resp.body == Body::UntilClose {
+            Next::Close
+        } else {
+            Next::Continue
+        })
+    }
+
+    /// Sends the request head in `self.req` and reads the final response head (interim 1xx
+    /// heads are relayed), whose rewritten form is left in `self.out`. A reused connection
+    /// that closes before answering anything is replaced once: the upstream closed it idle.
+    async fn exchange(
+        &mut self,
+        mark: Mark,
+        head_request: bool,
+        close: bool,
+    ) -> Result<(Upstream, ResponseHead), Failed> {
+        let mut retried = false;
+        loop {
+            let (mut up, reused) = match self.up[slot(mark)].take() {
+                Some(up) if !retried => (up, true),
+                _ => {
+                    let limits = &self.shared.limits;
+                    let stream = connect(
+                        self.client.ends.dst,
+                        self.shared.marks.value(mark),
+                        limits.connect_timeout,
+                    )
+                    .await
+                    .map_err(|e| Failed::Upstream(format!("connect: {e}")))?;
+                    let buf = BytesMut::with_capacity(READ_CHUNK);
+                    (Upstream { stream, buf }, false)
+                }
+            };
+            let mut received = false;
+            let sent = up.stream.write_all(&self.req).await;
+            let why: String = match sent {
+                Ok(()) => loop {
+                    if !up.buf.is_empty() {
+                        self.out.clear();
+                        match head::parse_response(&up.buf, head_request, close, &mut self.out) {
+                            Ok(Some(resp)) if resp.status == 101 => {
+                                break "101 Switching Protocols without an upgrade".into()
+                            }
+                            Ok(Some(resp)) if resp.status < 200 => {
+                                up.buf.advance(resp.len);
+                                self.write_out().await.map_err(Failed::Client)?;
+                                continue;
+                            }
+                            Ok(Some(resp)) => {
+                                up.buf.advance(resp.len);
+                                return Ok((up, resp));
+                            }
+                            Ok(None) if up.buf.len() > MAX_RESPONSE_HEAD => {
+                                break "response head too large".into()
+                            }
+                            Ok(None) => {}
+                            Err(e) => break format!("response head: {e}"),
+                        }
+                    }
+                    up.buf.reserve(READ_CHUNK);
+                    match up.stream.read_buf(&mut up.buf).await {
+                        Ok(0) => break "upstream closed before responding".into(),
+                        Ok(_) => received = true,
+                        Err(e) => break format!("reading the response: {e}"),
+                    }
+                },
+                Err(e) => format!("sending the request: {e}"),
+            };
+            if !reused || received {
+                return Err(Failed::Upstream(why));
+            }
+            retried = true;
+        }
+    }
+
+    /// Relays the response body after the head in `self.out`; `false` when the upstream broke
+    /// off mid-body (the client connection must close: its response is cut short).
+    async fn relay_body(&mut self, up: &mut Upstream, body: Body) -> io::Result<bool> {
+        match body {
+            Body::Empty => {}
+            Body::Length(n) => {
+                let mut left = n;
+                let take = up
+                    .buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                self.out.extend_from_slice(&up.buf[..take]);
+                up.buf.advance(take);
+                left -= take as u64;
+                while left > 0 {
+                    self.write_out().await?;
+                    if !read_more(up).await {
+                        return Ok(false);
+                    }
+                    let take = up
+                        .buf
+                        .len()
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    self.out.extend_from_slice(&up.buf[..take]);
+                    up.buf.advance(take);
+                    left -= take as u64;
+                }
+            }
+            Body::Chunked => {
+                let mut chunked = Chunked::default();
+                loop {
+                    let Ok(take) = chunked.advance(&up.buf) else {
+                        self.write_out().await?;
+                        return Ok(false);
+                    };
+                    self.out.extend_from_slice(&up.buf[..take]);
+                    up.buf.advance(take);
+                    if chunked.done() {
+                        break;
+                    }
+                    self.write_out().await?;
+                    if !read_more(up).await {
+                        return Ok(false);
+                    }
+                }
+            }
+            Body::UntilClose => loop {
+                self.out.extend_from_slice(&up.buf);
+                up.buf.clear();
+                self.write_out().await?;
+                if !read_more(up).await {
+                    break;
+                }
+            },
+        }
+        self.write_out().await?;
+        Ok(true)
+    }
+
+    /// Writes and empties `self.out`.
+    async fn write_out(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.io.write_all(&self.out).await?;
+        self.io.flush().await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Half-closes, then reads away (bounded) what the client still sends.
+    async fn linger(&mut self) {
+        let _ = self.io.shutdown().await;
+        let mut left = LINGER_BYTES;
+        let drain = async {
+            let mut scratch = [0u8; 4096];
+            while left > 0 {
+                match self.io.read(&mut scratch).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    }
+}
+
+/// Reads more of a response; `false` at end of stream or on error.
+async fn read_more(up: &mut Upstream) -> bool {
+    up.buf.reserve(READ_CHUNK);
+    matches!(up.stream.read_buf(&mut up.buf).await, Ok(n) if n > 0)
+}
+
+fn write_status(out: &mut Vec<u8>, status: u16, reason: Option<&str>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn slot(mark: Mark) -> usize {
+    match mark {
+        Mark::Ingress => 0,
+        Mark::Egress => 1,
+    }
+}
