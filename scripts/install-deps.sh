@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(clang llvm libbpf-dev bpftool gcc-multilib iproute2 iputils-ping curl dnsutils
       dnsmasq-base python3 iptables ipset procps jq)
-BENCH_PKGS=(nginx-light haproxy wrk iperf3 dnsperf)
+BENCH_PKGS=(nginx-light haproxy wrk iperf3 dnsperf linux-perf)
 
 want=("${PKGS[@]}")
 if [ "${1:-}" = "--bench" ]; then want+=("${BENCH_PKGS[@]}"); fi

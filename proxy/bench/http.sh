@@ -5,6 +5,8 @@
 # Runs inside two namespaces it creates (pprx-bench-c client, pprx-bench-s server) and removes.
 # Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32 ROUNDS=3
 #   BASE_BIN=path/to/older/http_proxy adds a "palisade-base-1" setup (before/after comparisons)
+#   PERF=1 also profiles the proxy (perf record) during the first palisade-1 run and writes the
+#   flat profile to bench-results/http-profile.txt
 # Every round runs each setup once, back to back; the table shows each setup's median round
 # (by req/s), since the machine is shared and one round can be hit by others' load.
 # Writes bench-results/http.md.
@@ -140,7 +142,22 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
   local out t0 t1 rps p50 p99 reqs cpu
   wait_port "$2"
   t0=$(cpu_ticks "$3")
+  local perf=""
+  if [ "${PERF:-0}" = 1 ] && [ "$1" = palisade-1 ] && [ ! -e "$WORK/perf.data" ]; then
+    perf record -q -F 1999 -o "$WORK/perf.data" -p "$3" 2>/dev/null & perf=$!
+  fi
   out=$(ip netns exec "$C" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://$SERVER:$2/public")
+  if [ -n "$perf" ]; then
+    kill -INT "$perf"; wait "$perf" || true
+    mkdir -p bench-results
+    {
+      echo "# perf record -F 1999 of the palisade-1 proxy process; by DSO, then by symbol"
+      perf report -q -i "$WORK/perf.data" --no-children --sort dso 2>/dev/null
+      echo
+      perf report -q -i "$WORK/perf.data" --no-children --sort dso,symbol --percent-limit 0.3 \
+        2>/dev/null
+    } | sed 's/ *$//' >bench-results/http-profile.txt || true
+  fi
   t1=$(cpu_ticks "$3")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")

@@ -15,11 +15,14 @@ use crate::upstream::{connect::connect, Mark};
 use crate::HttpFlowRecord;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, Method, StatusCode};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 
 /// HTTP/2's connection preface: such a connection goes to hyper.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -80,7 +83,12 @@ struct Relay<'a, IO> {
     up: [Option<Upstream>; 2],
     client: &'a ClientConn,
     shared: &'a Shared,
-    closing: watch::Receiver<bool>,
+    /// The header timeout: one timer per connection, pushed later at each request (extending
+    /// a tokio timer is an atomic store; a new timer per request costs a wheel insert and
+    /// removal every time).
+    timer: Pin<Box<Sleep>>,
+    /// Resolves when the listener shuts down; registered once per connection.
+    closing: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 /// Serves requests until the connection ends (`None`) or must go to hyper: then the IO and
@@ -97,7 +105,8 @@ where
         up: [None, None],
         client,
         shared,
-        closing: shared.closing.clone(),
+        timer: Box::pin(tokio::time::sleep(shared.limits.header_timeout)),
+        closing: Box::pin(closed(shared.closing.clone())),
     };
     let mut first = true;
     loop {
@@ -185,7 +194,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
     async fn read_head(&mut self, first: bool) -> io::Result<ReadHead> {
         let limits = &self.shared.limits;
         let max_head = limits.max_header_bytes.max(MIN_HEAD_LIMIT);
-        let deadline = tokio::time::Instant::now() + limits.header_timeout;
+        self.timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + limits.header_timeout);
         loop {
             let n = self.buf.len().min(PREFACE.len());
             let maybe_h2 = first && self.buf[..n] == PREFACE[..n];
@@ -205,20 +216,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
                     Err(e) => return Ok(ReadHead::Bad(Reject::Malformed(e.to_string()))),
                 }
             }
-            if self.buf.is_empty() && *self.closing.borrow() {
-                return Ok(ReadHead::Gone);
-            }
             let idle = self.buf.is_empty();
             self.buf.reserve(READ_CHUNK);
-            let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf));
-            let read = if idle {
+            let read = tokio::select! {
+                biased;
+                r = self.io.read_buf(&mut self.buf) => Ok(r),
+                () = &mut self.timer => Err(()),
                 // Idle between requests: the listener's shutdown closes the connection.
-                tokio::select! {
-                    r = read => r,
-                    _ = self.closing.changed() => return Ok(ReadHead::Gone),
-                }
-            } else {
-                read.await
+                () = &mut self.closing, if idle => return Ok(ReadHead::Gone),
             };
             match read {
                 Ok(Ok(0)) => return Ok(ReadHead::Gone),
@@ -470,6 +475,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
         };
         let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     }
+}
+
+/// Resolves once `closing` is `true` (or its sender is gone).
+async fn closed(mut closing: watch::Receiver<bool>) {
+    let _ = closing.wait_for(|c| *c).await;
 }
 
 /// Reads more of a response; `false` at end of stream or on error.
