@@ -328,24 +328,63 @@ fn s9_table() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             raw("GET /private HTTP/1.1\r\nHost: service-svc:80\r\n\r\n"),
             "403",
         ),
-        // Known gap (issue 7 asks for 400): hyper removes Content-Length when Transfer-Encoding
-        // is present before the proxy sees the request, decodes chunked and closes the
-        // connection after the answer. So the request is judged as sent with chunked framing
-        // and the smuggled one never reaches the upstream (the marker check below), but the
-        // status is the policy's, not 400.
+        // Request smuggling (RFC 9112 §6): every framing two parsers could read differently is
+        // refused with 400 and the connection closed, before policy or upstream see it.
         (
             "CL+TE smuggles a GET",
             raw(&format!(
                 "POST /public HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
             )),
-            "403 close",
+            "400 close",
         ),
         (
             "TE+CL on an allowed GET",
             raw(&format!(
                 "GET /public HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n{smuggled}"
             )),
-            "200 close",
+            "400 close",
+        ),
+        (
+            "CL+TE with CL 0",
+            raw(&format!(
+                "GET /public HTTP/1.1\r\n{H}Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            )),
+            "400 close",
+        ),
+        (
+            "Content-Length list of two values",
+            raw(&format!(
+                "GET /public HTTP/1.1\r\n{H}Content-Length: 0, 70\r\n\r\n{smuggled}"
+            )),
+            "400 close",
+        ),
+        (
+            "Content-Length with a sign",
+            raw(&format!(
+                "GET /public HTTP/1.1\r\n{H}Content-Length: +0\r\n\r\n{smuggled}"
+            )),
+            "400 close",
+        ),
+        (
+            "TE chunked twice",
+            raw(&format!(
+                "GET /public HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            )),
+            "400 close",
+        ),
+        (
+            "TE in an HTTP/1.0 request",
+            raw(&format!(
+                "GET /public HTTP/1.0\r\n{H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            )),
+            "400 close",
+        ),
+        (
+            "same Content-Length twice is one length",
+            raw(&format!(
+                "GET /private HTTP/1.1\r\n{H}Content-Length: 0\r\nContent-Length: 0\r\n\r\nGET /public HTTP/1.1\r\n{H}\r\n"
+            )),
+            "403 200",
         ),
         (
             "two different Content-Length",

@@ -205,6 +205,19 @@ ratio() {
     'BEGIN { printf "%.2f", a / b }'
 }
 
+# Per-round ratios: each round runs the setups back to back, so a ratio within a round sees
+# one machine load; their median is steadier than the ratio of medians when others compile.
+round_ratios() { # $1, $2 = labels -> "r1, r2, ... (median m)"
+  awk -v a="$1" -v b="$2" '
+    $1 == a { x[++na] = $2 } $1 == b { y[++nb] = $2 }
+    END {
+      n = na < nb ? na : nb
+      for (i = 1; i <= n; i++) { r[i] = x[i] / y[i]; printf "%s%.2f", (i > 1 ? ", " : ""), r[i] }
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+      printf " (median %.2f)", (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2)
+    }' "$WORK/raw"
+}
+
 mkdir -p bench-results
 {
   echo "# HTTP proxy benchmark"
@@ -224,5 +237,12 @@ mkdir -p bench-results
   echo
   echo "Medians: palisade-1 / nginx $(ratio palisade-1 nginx)x req/s, palisade-1 / haproxy"
   echo "$(ratio palisade-1 haproxy)x, palisade-1000 / palisade-1 $(ratio palisade-1000 palisade-1)x."
+  echo
+  echo "Per-round req/s ratios (same round, back to back):"
+  echo
+  echo "- palisade-1 / nginx: $(round_ratios palisade-1 nginx)"
+  echo "- palisade-1 / haproxy: $(round_ratios palisade-1 haproxy)"
+  echo "- palisade-100 / palisade-1: $(round_ratios palisade-100 palisade-1)"
+  echo "- palisade-1000 / palisade-1: $(round_ratios palisade-1000 palisade-1)"
 } >bench-results/http.md
 cat bench-results/http.md

@@ -89,7 +89,7 @@ impl Handler {
         let resp = match result {
             Ok(resp) => resp,
             Err(reject) => {
-                let resp = reject.into_response(grpc);
+                let resp = reject.to_response(grpc);
                 self.finish(record, start, resp.status(), Some(reject));
                 return Ok(resp);
             }

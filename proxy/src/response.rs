@@ -54,7 +54,7 @@ impl Reject {
     }
 
     /// The response: gRPC clients get a trailers-only answer with a gRPC status instead.
-    pub(crate) fn into_response(&self, grpc: bool) -> Response<ProxyBody> {
+    pub(crate) fn to_response(&self, grpc: bool) -> Response<ProxyBody> {
         let (status, headers, body) = self.parts(grpc);
         let mut resp = Response::new(full(body));
         *resp.status_mut() = status;
@@ -62,7 +62,7 @@ impl Reject {
         resp
     }
 
-    /// Status, headers and body of the answer: [`Reject::into_response`] wraps them for
+    /// Status, headers and body of the answer: [`Reject::to_response`] wraps them for
     /// hyper; the HTTP/1.1 relay writes them out itself.
     pub(crate) fn parts(&self, grpc: bool) -> (StatusCode, HeaderMap, Bytes) {
         if grpc {

@@ -173,9 +173,12 @@ mod tests {
         Ok((n, whole.done()))
     }
 
+    /// Input, and (bytes of the body, whether it ended) or the error.
+    type Case = (&'static [u8], Result<(usize, bool), ChunkError>);
+
     #[test]
     fn finds_the_end_of_chunked_bodies() {
-        let table: &[(&[u8], Result<(usize, bool), ChunkError>)] = &[
+        let table: &[Case] = &[
             (b"0\r\n\r\n", Ok((5, true))),
             (b"0\r\n\r\nGET / HTTP/1.1", Ok((5, true))),
             (b"5\r\nhello\r\n0\r\n\r\n", Ok((15, true))),

@@ -18,6 +18,7 @@ use http::{header, HeaderMap, Method, StatusCode};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -296,10 +297,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
         self.req.extend_from_slice(b" HTTP/1.1\r\n");
         hop::write_fields(&headers, &mut self.req);
         self.req.extend_from_slice(b"\r\n");
-        let (mut up, resp) = match self
-            .exchange(allowed.mark, method == Method::HEAD, close)
-            .await
-        {
+        let (mut up, resp) = match self.exchange(allowed.mark, &method, close).await {
             Ok(got) => got,
             Err(Failed::Upstream(why)) => {
                 return self
@@ -323,18 +321,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
     }
 
     /// Sends the request head in `self.req` and reads the final response head (interim 1xx
-    /// heads are relayed), whose rewritten form is left in `self.out`. A reused connection
-    /// that closes before answering anything is replaced once: the upstream closed it idle.
+    /// heads are relayed), whose rewritten form is left in `self.out`. An idle connection the
+    /// upstream closed is replaced before use; one that closes before answering anything is
+    /// replaced once for an idempotent request (the close crossed the request).
     async fn exchange(
         &mut self,
         mark: Mark,
-        head_request: bool,
+        method: &Method,
         close: bool,
     ) -> Result<(Upstream, ResponseHead), Failed> {
+        let head_request = method == Method::HEAD;
+        let idempotent = method.is_idempotent();
         let mut retried = false;
         loop {
-            let (mut up, reused) = match self.up[slot(mark)].take() {
-                Some(up) if !retried => (up, true),
+            let idle = self.up[slot(mark)].take();
+            let (mut up, reused) = match idle {
+                Some(up) if !retried && still_open(&up.stream).await => (up, true),
                 _ => {
                     let limits = &self.shared.limits;
                     let stream = connect(
@@ -383,7 +385,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
                 },
                 Err(e) => format!("sending the request: {e}"),
             };
-            if !reused || received {
+            // Only an idempotent request may go again: the upstream may have acted on it.
+            if !reused || received || !idempotent {
                 return Err(Failed::Upstream(why));
             }
             retried = true;
@@ -475,6 +478,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
         };
         let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     }
+}
+
+/// Whether an idle upstream connection can take a request: one that turned readable while idle
+/// was closed by the upstream (or sent something unasked). Costs a syscall only then, as tokio
+/// caches readiness.
+async fn still_open(stream: &TcpStream) -> bool {
+    let readable =
+        std::future::poll_fn(|cx| Poll::Ready(stream.poll_read_ready(cx).is_ready())).await;
+    if !readable {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// Resolves once `closing` is `true` (or its sender is gone).
