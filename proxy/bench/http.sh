@@ -132,6 +132,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clo
 
 expect_deny() { # $1 = label, $2 = port
   local code
+  wait_port "$2"
   code=$(ip netns exec "$C" curl -s -o /dev/null -w '%{http_code}' "http://$SERVER:$2/private")
   [ "$code" = 403 ] || echo "$1 answered $code to /private, not 403" >&2
   code=$(ip netns exec "$C" curl -s -o /dev/null -w '%{http_code}' -X POST "http://$SERVER:$2/public")
@@ -139,14 +140,19 @@ expect_deny() { # $1 = label, $2 = port
 }
 
 bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
-  local out t0 t1 rps p50 p99 reqs cpu
+  local out t0 t1 b0 b1 rps p50 p99 reqs cpu backend client
   wait_port "$2"
   t0=$(cpu_ticks "$3")
+  b0=$(cpu_ticks "$BACKEND_W")
   local perf=""
   if [ "${PERF:-0}" = 1 ] && [ "$1" = palisade-1 ] && [ ! -e "$WORK/perf.data" ]; then
     perf record -q -F 1999 -o "$WORK/perf.data" -p "$3" 2>/dev/null & perf=$!
   fi
-  out=$(ip netns exec "$C" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://$SERVER:$2/public")
+  # bash's `time` gives wrk's own user+system CPU: the client's share of the two cores.
+  local TIMEFORMAT='%3U %3S'
+  { time ip netns exec "$C" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
+      "http://$SERVER:$2/public" >"$WORK/wrk.out"; } 2>"$WORK/wrk.time"
+  out=$(cat "$WORK/wrk.out")
   if [ -n "$perf" ]; then
     kill -INT "$perf"; wait "$perf" || true
     mkdir -p bench-results
@@ -159,13 +165,17 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
     } | sed 's/ *$//' >bench-results/http-profile.txt || true
   fi
   t1=$(cpu_ticks "$3")
+  b1=$(cpu_ticks "$BACKEND_W")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   cpu=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
     'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
-  echo "$1 $rps $p50 $p99 $cpu" | tee -a "$WORK/raw"
+  backend=$(awk -v t="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
+    'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  client=$(awk -v n="$reqs" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$WORK/wrk.time")
+  echo "$1 $rps $p50 $p99 $cpu $backend $client" | tee -a "$WORK/raw"
 }
 
 palisade() { # $1 = number of rules, $2 = binary (default: this tree's), $3 = label suffix
@@ -226,13 +236,15 @@ mkdir -p bench-results
   echo "GET /public (allowed; other paths and methods get 403); one worker thread per proxy,"
   echo "backend a separate one-worker nginx; $(nproc) cores shared by client, proxy and backend (and"
   echo "whatever else runs); $(date -u +%F). CPU = proxy process user+system time per request"
-  echo "(for direct: the backend's)."
+  echo "(for direct: the backend's); backend = the backend nginx worker's, wrk = the client's,"
+  echo "both per request of the same run: the three share the two cores, so a proxy's req/s"
+  echo "depends on all three."
   echo
-  echo "| setup | req/s | p50 | p99 | CPU µs/req | req/s per round |"
-  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| setup | req/s | p50 | p99 | CPU µs/req | backend µs/req | wrk µs/req | req/s per round |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
   for s in direct palisade-1 ${BASE_BIN:+palisade-base-1} nginx haproxy palisade-100 palisade-1000; do
     median "$s" | awk -v r="$(rounds "$s")" \
-      '{ printf "| %s | %.0f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, r }'
+      '{ printf "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, r }'
   done
   echo
   echo "Medians: palisade-1 / nginx $(ratio palisade-1 nginx)x req/s, palisade-1 / haproxy"
