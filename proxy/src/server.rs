@@ -239,7 +239,7 @@ impl Proxy {
 }
 
 /// HTTP/1.1 and HTTP/2 server settings from the limits.
-fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
+pub(crate) fn http_builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     let limits = &config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut http1 = builder.http1();

@@ -11,6 +11,8 @@ mod chunked;
 mod head;
 mod relay;
 mod rewind;
+#[cfg(test)]
+mod tests;
 
 use crate::conn::{ClientConn, Ends};
 use crate::handler::Handler;
