@@ -380,6 +380,13 @@ fn s9_table() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "400 close",
         ),
         (
+            "CL+TE after a request with a body",
+            raw(&format!(
+                "POST /private HTTP/1.1\r\n{H}Content-Length: 5\r\n\r\nhelloGET /public HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            )),
+            "403 400 close",
+        ),
+        (
             "same Content-Length twice is one length",
             raw(&format!(
                 "GET /private HTTP/1.1\r\n{H}Content-Length: 0\r\nContent-Length: 0\r\n\r\nGET /public HTTP/1.1\r\n{H}\r\n"

@@ -1,9 +1,9 @@
-//! Client connections. Plain HTTP/1.1 requests without a body (nearly all of them) go through a
-//! purpose-built relay ([`relay`]): the head parsed with `httparse`, judged by
-//! [`Handler::decide`], sent to the connection's own upstream connection, and the response
-//! relayed with its body framing tracked, not re-encoded. Everything else (HTTP/2 prior
-//! knowledge, upgrades, request bodies, HTTP/1.0, absolute-form and `CONNECT` targets) makes the
-//! relay hand the connection, from that request on, to hyper and [`Handler::handle`].
+//! Client connections. Plain HTTP/1.1 requests (nearly all of them) go through a purpose-built
+//! relay ([`relay`]): the head parsed with `httparse`, its framing checked, judged by
+//! [`Handler::decide`], answered here or sent to the connection's own upstream connection, with
+//! bodies streamed both ways and their framing tracked, not re-encoded. HTTP/2 prior knowledge,
+//! upgrades, `Expect`, HTTP/1.0, absolute-form and `CONNECT` make the relay hand the connection,
+//! from that request on, to hyper and [`Handler::handle`].
 //!
 //! Generic over the client IO so a TLS-terminated stream can be served the same way.
 

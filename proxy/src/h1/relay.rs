@@ -1,7 +1,7 @@
-//! The HTTP/1.1 relay: one client connection's bodiless requests in order (pipelined ones
-//! included), each judged, then answered here or forwarded over the client connection's own
-//! upstream connection (one per mark, kept alive), the response head rewritten and its body
-//! passed through with its framing tracked. No task, channel or timer per request: the
+//! The HTTP/1.1 relay: one client connection's requests in order (pipelined ones included),
+//! each judged, then answered here or forwarded over the client connection's own upstream
+//! connection (one per mark, kept alive), bodies streamed both ways with their framing tracked
+//! (not re-encoded) and the response head rewritten. No task, channel or timer per request: the
 //! connection's task does it all.
 
 use super::chunked::Chunked;
@@ -38,6 +38,20 @@ const MIN_HEAD_LIMIT: usize = 8192;
 const LINGER_BYTES: usize = 64 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(1);
 
+/// A refused request's body is read away up to this size so the connection stays usable…
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// …and for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// An allowed request on its way upstream.
+struct Forward {
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+    /// The client asked to close after the response.
+    close: bool,
+}
+
 /// One upstream connection and the bytes read from it but not yet relayed.
 struct Upstream {
     stream: TcpStream,
@@ -68,6 +82,8 @@ enum ReadHead {
 enum Failed {
     /// The upstream failed: answered 503 here.
     Upstream(String),
+    /// The client's chunked body is malformed: answered 400 here.
+    BadBody(String),
     /// The client connection failed.
     Client(io::Error),
 }
@@ -152,12 +168,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
             headers,
             body,
         } = head;
-        // Only plain bodiless requests stay here; the framing errors are answered here too.
+        // Plain HTTP/1.1 requests stay here, and every framing error is answered here; `Expect`
+        // goes to hyper, which answers `100 Continue` itself.
         let plain = minor == 1
             && method != Method::CONNECT
             && target.starts_with('/')
-            && !headers.contains_key(header::UPGRADE);
-        if body.is_ok() && (!plain || body != Ok(Body::Empty)) {
+            && !headers.contains_key(header::UPGRADE)
+            && !headers.contains_key(header::EXPECT);
+        if body.is_ok() && !plain {
             return Ok(Next::Hyper);
         }
         self.buf.advance(len);
@@ -174,20 +192,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
         // Policy is read per request, so an update applies to the next request of an open
         // connection; the connection re-resolves its flow only when the policy changed.
         let flow = self.client.flow(&handler.policy.borrow());
-        let decision = match body {
+        let (decision, body) = match body {
             Err(why) => {
                 record.src_identity = flow.src_identity;
                 record.dst_identity = flow.dst_identity;
-                Err(Reject::Malformed(why.to_owned()))
+                (Err(Reject::Malformed(why.to_owned())), Body::Empty)
             }
-            Ok(_) => handler.decide(&flow, ends, &mut record, &method, &headers),
+            Ok(body) => (
+                handler.decide(&flow, ends, &mut record, &method, &headers),
+                body,
+            ),
         };
         match decision {
             Ok(allowed) => {
-                self.forward(method, headers, allowed, record, start, close)
-                    .await
+                let req = Forward {
+                    method,
+                    headers,
+                    body,
+                    close,
+                };
+                self.forward(req, allowed, record, start).await
             }
-            Err(reject) => self.answer(record, start, reject, close).await,
+            Err(reject) => {
+                // The body of a refused request is read away so the connection stays usable.
+                let close = close || !self.discard_body(body).await;
+                self.answer(record, start, reject, close).await
+            }
         }
     }
 
@@ -272,16 +302,27 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
     /// Sends an allowed request upstream and relays the response.
     async fn forward(
         &mut self,
-        method: Method,
-        mut headers: HeaderMap,
+        req: Forward,
         allowed: Allowed,
         record: HttpFlowRecord,
         start: Instant,
-        close: bool,
     ) -> io::Result<Next> {
+        let Forward {
+            method,
+            mut headers,
+            body,
+            close,
+        } = req;
         hop::strip(&mut headers, false);
         for action in &allowed.actions {
             action.apply(&mut headers);
+        }
+        if body == Body::Chunked {
+            // Relayed as received: the chunked framing goes on (strip removed the field).
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                http::HeaderValue::from_static("chunked"),
+            );
         }
         if !headers.contains_key(header::HOST) {
             match default_host(self.client.ends.dst) {
@@ -297,11 +338,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
         self.req.extend_from_slice(b" HTTP/1.1\r\n");
         hop::write_fields(&headers, &mut self.req);
         self.req.extend_from_slice(b"\r\n");
-        let (mut up, resp) = match self.exchange(allowed.mark, &method, close).await {
+        let (mut up, resp) = match self.exchange(allowed.mark, &method, body, close).await {
             Ok(got) => got,
+            // Where the request body stands is unknown: the connection closes after the answer.
             Err(Failed::Upstream(why)) => {
+                let close = close || body != Body::Empty;
                 return self
                     .answer(record, start, Reject::Upstream(why), close)
+                    .await;
+            }
+            Err(Failed::BadBody(why)) => {
+                return self
+                    .answer(record, start, Reject::Malformed(why), true)
                     .await
             }
             Err(Failed::Client(e)) => return Err(e),
@@ -328,10 +376,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
         &mut self,
         mark: Mark,
         method: &Method,
+        body: Body,
         close: bool,
     ) -> Result<(Upstream, ResponseHead), Failed> {
         let head_request = method == Method::HEAD;
-        let idempotent = method.is_idempotent();
+        // A body is read from the client once: such a request cannot go again.
+        let idempotent = method.is_idempotent() && body == Body::Empty;
         let mut retried = false;
         loop {
             let idle = self.up[slot(mark)].take();
@@ -351,8 +401,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
                 }
             };
             let mut received = false;
-            let sent = up.stream.write_all(&self.req).await;
+            let sent = match up.stream.write_all(&self.req).await {
+                Ok(()) => self.send_body(&mut up, body).await,
+                Err(e) => Err(Failed::Upstream(format!("sending the request: {e}"))),
+            };
             let why: String = match sent {
+                Err(Failed::Upstream(why)) => why,
+                Err(other) => return Err(other),
                 Ok(()) => loop {
                     if !up.buf.is_empty() {
                         self.out.clear();
@@ -383,7 +438,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
                         Err(e) => break format!("reading the response: {e}"),
                     }
                 },
-                Err(e) => format!("sending the request: {e}"),
             };
             // Only an idempotent request may go again: the upstream may have acted on it.
             if !reused || received || !idempotent {
@@ -391,6 +445,89 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
             }
             retried = true;
         }
+    }
+
+    /// Streams the request body from the client to the upstream as received (chunked framing
+    /// checked on the way, so the upstream finds the end where the relay did).
+    async fn send_body(&mut self, up: &mut Upstream, body: Body) -> Result<(), Failed> {
+        let mut left = match body {
+            Body::Empty | Body::UntilClose => return Ok(()),
+            Body::Length(n) => n,
+            Body::Chunked => u64::MAX,
+        };
+        let mut chunked = Chunked::default();
+        loop {
+            let take = if body == Body::Chunked {
+                chunked
+                    .advance(&self.buf)
+                    .map_err(|e| Failed::BadBody(e.to_string()))?
+            } else {
+                self.buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX))
+            };
+            if take > 0 {
+                up.stream
+                    .write_all(&self.buf[..take])
+                    .await
+                    .map_err(|e| Failed::Upstream(format!("sending the body: {e}")))?;
+                self.buf.advance(take);
+                if body != Body::Chunked {
+                    left -= take as u64;
+                }
+            }
+            if left == 0 || chunked.done() {
+                return Ok(());
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => {
+                    return Err(Failed::Client(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "client closed inside the request body",
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(Failed::Client(e)),
+            }
+        }
+    }
+
+    /// Reads a refused request's body away: at most [`DRAIN_LIMIT`] bytes for at most
+    /// [`DRAIN_TIME`]; `false` when it could not (the connection then closes).
+    async fn discard_body(&mut self, body: Body) -> bool {
+        let drain = async {
+            let mut chunked = Chunked::default();
+            let mut left = match body {
+                Body::Empty | Body::UntilClose => return true,
+                Body::Length(n) if n > DRAIN_LIMIT as u64 => return false,
+                Body::Length(n) => n as usize,
+                Body::Chunked => DRAIN_LIMIT,
+            };
+            loop {
+                let take = if body == Body::Chunked {
+                    match chunked.advance(&self.buf) {
+                        Ok(n) if n <= left => n,
+                        _ => return false,
+                    }
+                } else {
+                    self.buf.len().min(left)
+                };
+                self.buf.advance(take);
+                left -= take;
+                if (body == Body::Chunked && chunked.done()) || (body != Body::Chunked && left == 0)
+                {
+                    return true;
+                }
+                self.buf.reserve(READ_CHUNK);
+                if !matches!(self.io.read_buf(&mut self.buf).await, Ok(n) if n > 0) {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(DRAIN_TIME, drain)
+            .await
+            .unwrap_or(false)
     }
 
     /// Relays the response body after the head in `self.out`; `false` when the upstream broke

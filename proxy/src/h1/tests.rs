@@ -1,4 +1,5 @@
-//! The relay against a scripted upstream on loopback: every response framing it must pass
+//! The relay against a scripted upstream on loopback: request bodies (length and chunked,
+//! streamed as received; a refused one read away) and every response framing it must pass
 //! through (chunked, close-delimited, interim 1xx, HEAD, a body larger than one read) on one
 //! pipelined client connection, with a flow record per request.
 
@@ -55,10 +56,41 @@ async fn upstream(listener: TcpListener) {
                 }
                 continue;
             };
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             buf.drain(..end + 4);
             let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-            let (resp, close) = scripted(&path);
+            // The body as it arrived: a length's worth, or chunks up to the last one.
+            let body_end = |buf: &[u8]| {
+                if head.contains("transfer-encoding: chunked") {
+                    buf.windows(5)
+                        .position(|w| w == b"0\r\n\r\n")
+                        .map(|p| p + 5)
+                } else {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.trim().parse::<usize>().expect("length"));
+                    (buf.len() >= len).then_some(len)
+                }
+            };
+            let body = loop {
+                if let Some(n) = body_end(&buf) {
+                    break buf.drain(..n).collect::<Vec<u8>>();
+                }
+                let mut chunk = [0u8; 4096];
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let (resp, close) = if path == "/echo" {
+                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
+                r.extend_from_slice(&body);
+                (r, false)
+            } else {
+                scripted(&path)
+            };
             if s.write_all(&resp).await.is_err() || close {
                 break;
             }
@@ -76,7 +108,8 @@ async fn response_framings_pass_through_a_pipelined_connection() {
         "ipcache": [["127.0.0.2/32", 1001]],
         "endpoints": [{"name": "up", "ips": ["127.0.0.1"], "identity": 2000,
             "ingress": [{"port": dst.port(), "peers": [{"identities": [1001],
-                "http": [{"method": "GET|HEAD", "path": "/.*"}]}]}],
+                "http": [{"method": "GET|HEAD", "path": "/.*"},
+                         {"method": "POST", "path": "/echo"}]}]}],
             "egress": []}]
     }))
     .expect("snapshot");
@@ -108,19 +141,24 @@ async fn response_framings_pass_through_a_pipelined_connection() {
     };
     let graceful = GracefulShutdown::new();
     let conn = tokio::spawn(serve(proxy_side, ends, shared, graceful.watcher()));
-    let requests: String = [
+    let mut requests = String::new();
+    requests.push_str("POST /echo HTTP/1.1\r\nHost: up\r\nContent-Length: 5\r\n\r\nhello");
+    requests.push_str(
+        "POST /echo HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nworld\r\n0\r\n\r\n",
+    );
+    requests.push_str("PUT /echo HTTP/1.1\r\nHost: up\r\nContent-Length: 3\r\n\r\nabc");
+    for p in [
         "/chunked",
         "/head",
         "/continue",
         "/big",
         "/private/../close",
-    ]
-    .iter()
-    .map(|p| {
-        let method = if *p == "/head" { "HEAD" } else { "GET" };
-        format!("{method} {p} HTTP/1.1\r\nHost: up\r\nConnection: keep-alive\r\n\r\n")
-    })
-    .collect();
+    ] {
+        let method = if p == "/head" { "HEAD" } else { "GET" };
+        requests.push_str(&format!(
+            "{method} {p} HTTP/1.1\r\nHost: up\r\nConnection: keep-alive\r\n\r\n"
+        ));
+    }
     client.write_all(requests.as_bytes()).await.expect("send");
     let mut got = Vec::new();
     tokio::time::timeout(
@@ -131,6 +169,13 @@ async fn response_framings_pass_through_a_pipelined_connection() {
     .expect("the relay closes after the close-delimited answer")
     .expect("read");
     let mut want = Vec::new();
+    want.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    want.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n5;x=1\r\nworld\r\n0\r\n\r\n",
+    );
+    want.extend_from_slice(
+        b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 15\r\n\r\nAccess denied\r\n",
+    );
     want.extend_from_slice(
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
     );
@@ -141,13 +186,16 @@ async fn response_framings_pass_through_a_pipelined_connection() {
     want.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").as_bytes());
     want.extend(std::iter::repeat_n(b'x', BIG));
     want.extend_from_slice(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nbye");
+    let text = |b: &[u8]| {
+        String::from_utf8_lossy(&b[..b.len().min(400)])
+            .escape_debug()
+            .to_string()
+    };
     assert!(
         got == want,
-        "relayed bytes differ:\n{}",
-        String::from_utf8_lossy(&got)
-            .chars()
-            .take(600)
-            .collect::<String>()
+        "relayed bytes differ:\n got: {}\nwant: {}",
+        text(&got),
+        text(&want)
     );
     conn.await.expect("connection task");
     let mut paths = Vec::new();
@@ -155,6 +203,9 @@ async fn response_framings_pass_through_a_pipelined_connection() {
         paths.push((rec.method, rec.path, rec.status));
     }
     let want_paths: Vec<(String, String, u16)> = [
+        ("POST", "/echo", 200),
+        ("POST", "/echo", 200),
+        ("PUT", "/echo", 403),
         ("GET", "/chunked", 200),
         ("HEAD", "/head", 200),
         ("GET", "/continue", 200),
