@@ -2,7 +2,8 @@
 # HTTP/1.1 keep-alive throughput and latency, one thread each (not run in CI):
 #   direct backend | palisade proxy (1, 100, 1000 rules) | nginx | haproxy,
 # all with the same policy: GET /public allowed, anything else 403.
-# Runs inside two namespaces it creates (pprx-bench-c client, pprx-bench-s server) and removes.
+# Runs inside two namespaces it creates (PREFIX-hbench-c client, PREFIX-hbench-s server; PREFIX is
+# $PALISADE_E2E_PREFIX or pprx) and removes.
 # Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32 ROUNDS=3
 #   BASE_BIN=path/to/older/http_proxy adds a "palisade-base-1" setup (before/after comparisons)
 #   PERF=1 also profiles the proxy (perf record) during the first palisade-1 run and writes the
@@ -15,8 +16,9 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 ROUNDS=${ROUNDS:-3}
-C=pprx-bench-c
-S=pprx-bench-s
+# Namespace names carry $PALISADE_E2E_PREFIX, so two checkouts can bench at once.
+C=${PALISADE_E2E_PREFIX:-pprx}-hbench-c
+S=${PALISADE_E2E_PREFIX:-pprx}-hbench-s
 SERVER=10.77.0.2
 WORK=$(mktemp -d)
 PIDS=()
