@@ -114,6 +114,8 @@ async fn response_framings_pass_through_a_pipelined_connection() {
     }))
     .expect("snapshot");
     let policy = CompiledPolicy::compile(&snapshot).expect("compiles");
+    let src = "127.0.0.2:40000".parse().expect("addr");
+    let flow = Arc::new(policy.flow(src, dst));
     let (_policy_tx, policy_rx) = watch::channel(Arc::new(policy));
     let config = ProxyConfig::default();
     let marks = Marks {
@@ -135,12 +137,9 @@ async fn response_framings_pass_through_a_pipelined_connection() {
         closing,
     });
     let (mut client, proxy_side) = tokio::io::duplex(64 * 1024);
-    let ends = Ends {
-        src: "127.0.0.2:40000".parse().expect("addr"),
-        dst,
-    };
+    let ends = Ends { src, dst };
     let graceful = GracefulShutdown::new();
-    let conn = tokio::spawn(serve(proxy_side, ends, shared, graceful.watcher()));
+    let conn = tokio::spawn(serve(proxy_side, ends, flow, shared, graceful.watcher()));
     let mut requests = String::new();
     requests.push_str("POST /echo HTTP/1.1\r\nHost: up\r\nContent-Length: 5\r\n\r\nhello");
     requests.push_str(
