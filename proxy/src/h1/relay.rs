@@ -253,8 +253,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
                 biased;
                 r = self.io.read_buf(&mut self.buf) => Ok(r),
                 () = &mut self.timer => Err(()),
-                // Idle between requests: the listener's shutdown closes the connection.
-                () = &mut self.closing, if idle => return Ok(ReadHead::Gone),
+                // Idle between requests: the listener's shutdown closes the connection. A new
+                // connection still gets its first request served, as hyper does: the client
+                // sent it to a listener that accepted it.
+                () = &mut self.closing, if idle && !first => return Ok(ReadHead::Gone),
             };
             match read {
                 Ok(Ok(0)) => return Ok(ReadHead::Gone),
