@@ -5,6 +5,7 @@ mod agent;
 mod api_impl;
 mod datapath_sync;
 mod flows;
+mod fqdn_persist;
 mod inputs;
 mod proxy_client;
 mod secrets;
@@ -60,12 +61,10 @@ impl FqdnLearner for Learner {
     ) -> Pin<Box<dyn Future<Output = Result<(), LearnError>> + Send + '_>> {
         let agent = self.0.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                agent.learn(&update.endpoint, &update.names, &update.addrs)
-            })
-            .await
-            .map_err(|e| LearnError::Failed(e.to_string()))?
-            .map_err(|e| LearnError::Failed(format!("{e:#}")))
+            agent
+                .learn(&update.endpoint, &update.names, &update.addrs)
+                .await
+                .map_err(|e| LearnError::Failed(format!("{e:#}")))
         })
     }
 }
@@ -162,6 +161,9 @@ async fn run(config: Config, config_path: std::path::PathBuf) -> Result<()> {
     tracing::info!("stopping; enforcement stays in the kernel");
     let _ = stop_tx.send(true);
     tasks.abort_all();
+    // Whatever the writer has not written yet (TTL refreshes, a write in progress).
+    let a = agent.clone();
+    let _ = tokio::task::spawn_blocking(move || a.save_fqdns_now()).await;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! Userspace side of connection tracking: garbage collection of expired entries (the datapath
 //! ignores them already; this frees the slots) and "is this address still in use".
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use crate::{
     abi::CtKey,
@@ -35,10 +37,15 @@ fn live_entries(map: &CtMap, now: u64) -> (Vec<CtKey>, Vec<CtKey>) {
     (live, expired)
 }
 
-impl Datapath {
+/// A handle on the conntrack map alone, usable without whatever lock guards the [`Datapath`]
+/// (the agent's state lock): a walk over a large table then delays nothing else.
+#[derive(Clone)]
+pub struct Conntrack(Arc<Mutex<CtMap>>);
+
+impl Conntrack {
     /// Removes expired conntrack entries; returns how many.
-    pub fn conntrack_gc(&self) -> Result<usize, DatapathError> {
-        let mut map = lock(&self.ct);
+    pub fn gc(&self) -> Result<usize, DatapathError> {
+        let mut map = lock(&self.0);
         let (_, expired) = live_entries(&map, monotonic_ns());
         let mut removed = 0;
         for k in expired {
@@ -49,6 +56,33 @@ impl Datapath {
             }
         }
         Ok(removed)
+    }
+
+    /// Every address that is either end of a live flow (one walk over the table).
+    pub fn live_addrs(&self) -> Result<HashSet<IpAddr>, DatapathError> {
+        let (live, _) = live_entries(&lock(&self.0), monotonic_ns());
+        Ok(live
+            .iter()
+            .flat_map(|k| {
+                let family = u32::from(k.family);
+                [
+                    keys::addr_from(family, k.saddr),
+                    keys::addr_from(family, k.daddr),
+                ]
+            })
+            .collect())
+    }
+}
+
+impl Datapath {
+    /// A handle on the conntrack map that outlives borrows of the datapath.
+    pub fn conntrack(&self) -> Conntrack {
+        Conntrack(self.ct.clone())
+    }
+
+    /// Removes expired conntrack entries; returns how many.
+    pub fn conntrack_gc(&self) -> Result<usize, DatapathError> {
+        self.conntrack().gc()
     }
 
     /// Whether a live flow has `ip` as either end (used before expiring an FQDN address).

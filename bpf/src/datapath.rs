@@ -45,7 +45,8 @@ pub struct Datapath {
     ipcache: Mutex<LpmTrie<MapData, IpcacheKey, IpcacheValue>>,
     endpoints: Mutex<HashMap<MapData, EndpointKey, EndpointValue>>,
     pub(crate) policy: Mutex<PolicyMap>,
-    pub(crate) ct: Mutex<CtMap>,
+    /// Shared with [`crate::Conntrack`] handles, so GC runs without the caller's locks.
+    pub(crate) ct: std::sync::Arc<Mutex<CtMap>>,
     counters: PerCpuArray<MapData, RawCounters>,
 }
 
@@ -138,7 +139,7 @@ impl Datapath {
             ipcache: Mutex::new(open_pinned(pin_dir, "pal_ipcache")?),
             endpoints: Mutex::new(open_pinned(pin_dir, "pal_endpoints")?),
             policy: Mutex::new(open_pinned(pin_dir, "pal_policy")?),
-            ct: Mutex::new(open_pinned(pin_dir, "pal_ct")?),
+            ct: std::sync::Arc::new(Mutex::new(open_pinned(pin_dir, "pal_ct")?)),
             counters: open_pinned(pin_dir, "pal_counters")?,
         })
     }

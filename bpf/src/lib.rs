@@ -20,6 +20,7 @@ mod routing;
 mod testrun;
 mod types;
 
+pub use conntrack::Conntrack;
 pub use datapath::{policy_map_capacity, Datapath};
 pub use error::DatapathError;
 pub use events::EventReader;

@@ -133,6 +133,14 @@ impl FqdnCache {
         evicted
     }
 
+    /// True when some entry's expiry is at or before `now` (a walk, nothing removed).
+    pub fn has_expired(&self, now: SystemTime) -> bool {
+        self.endpoints
+            .values()
+            .flat_map(|names| names.values())
+            .any(|list| list.iter().any(|r| r.expiry <= now))
+    }
+
     /// Removes and returns every `(endpoint, name, ip)` whose expiry is at or before `now`.
     pub fn expired(&mut self, now: SystemTime) -> Vec<(String, String, IpAddr)> {
         let mut out = Vec::new();

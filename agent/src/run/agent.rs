@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use palisade_api::{FlowEvent, Metrics};
-use palisade_bpf::Datapath;
-use palisade_dnsproxy::{DnsSnapshot, FqdnCache};
+use palisade_bpf::{Conntrack, Datapath};
+use palisade_dnsproxy::{DnsSnapshot, FqdnCache, GroupCommit};
 use palisade_policy::cluster::LearnedNames;
 use palisade_policy::fqdn::normalize_name;
 use palisade_policy::identity::Allocator;
@@ -20,6 +20,7 @@ use palisade_proxy::PolicySnapshot;
 use tokio::sync::{broadcast, watch};
 
 use super::datapath_sync::{self, Applied, DesiredEndpoint, ProxyPorts};
+use super::fqdn_persist::FqdnWriter;
 use super::inputs::Inputs;
 use super::secrets::Secrets;
 use super::snapshots;
@@ -43,7 +44,16 @@ pub struct Agent {
     pub ports: ProxyPorts,
     /// True when the proxies run as their own process: a revision is ready once they ACK it.
     pub external_proxy: bool,
+    /// Writes the FQDN cache file off the learn path.
+    pub fqdn_writer: FqdnWriter,
+    /// The conntrack map, walked by GC and expiry without the state lock.
+    conntrack: Conntrack,
+    /// Learned answers waiting for the state lock, applied in batches.
+    learn_queue: GroupCommit<LearnItem, Result<(), String>>,
 }
+
+/// One learned answer: endpoint, CNAME chain, addresses with TTLs.
+type LearnItem = (String, Vec<String>, Vec<(std::net::IpAddr, u32)>);
 
 /// The state behind the lock.
 pub struct Inner {
@@ -67,7 +77,7 @@ pub struct Inner {
     pub fqdn: FqdnCache,
     /// Last apply error.
     pub last_error: Option<String>,
-    /// Learned-name TTL refreshes not yet written to disk.
+    /// Learned-name TTL refreshes not yet handed to the writer.
     pub fqdn_dirty: bool,
     /// Names → addresses of `fqdn`, kept in step with it so a DNS answer costs a lookup, not
     /// a walk over the whole cache.
@@ -153,12 +163,13 @@ impl Agent {
             learned: LearnedNames::new(),
         };
         inner.refresh_learned();
+        let conntrack = inner.datapath.conntrack();
         let external_proxy = config.proxy.mode == crate::config::ProxyMode::External;
         let ports = ProxyPorts {
             http: config.proxy.http_port,
             dns: config.dns_proxy.port,
         };
-        Ok(Arc::new(Agent {
+        Ok(Arc::new_cyclic(|agent| Agent {
             config,
             inner: Mutex::new(inner),
             flows: broadcast::channel(4096).0,
@@ -167,6 +178,15 @@ impl Agent {
             dns_snapshots: watch::channel(Arc::new(DnsSnapshot::default())).0,
             ports,
             external_proxy,
+            fqdn_writer: FqdnWriter::spawn(agent.clone()),
+            conntrack,
+            learn_queue: GroupCommit::spawn("palisade-learn", {
+                let agent = agent.clone();
+                move |items| match agent.upgrade() {
+                    Some(a) => a.learn_batch(items),
+                    None => Err("the agent is stopping".into()),
+                }
+            }),
         }))
     }
 
@@ -328,53 +348,92 @@ impl Agent {
         }
     }
 
-    /// Stores learned addresses and applies them; returns once the maps are written.
-    pub fn learn(
+    /// Stores learned addresses and applies them; returns once the maps are written. Answers
+    /// that arrive while an apply runs are applied together by the next one (`GroupCommit`, on a
+    /// thread of its own). The cache file is written behind (see `fqdn_persist`): the answer need
+    /// not wait for the disk.
+    pub async fn learn(
         &self,
         endpoint: &str,
         names: &[String],
         addrs: &[(std::net::IpAddr, u32)],
     ) -> Result<()> {
-        let mut inner = self.lock();
-        let new = inner.is_new(names, addrs);
-        let evicted = inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
-        if new || !evicted.is_empty() {
-            inner.refresh_learned();
-            let n: usize = inner.learned.values().map(|s| s.len()).sum();
-            self.metrics.fqdn_cache_ips.set(n as i64);
-            self.apply(&mut inner)?;
-            // New addresses are persisted at once, so a restart right after keeps them.
-            let _ = inner.fqdn.save(&fqdn_path(&self.config));
-            inner.fqdn_dirty = false;
-        } else {
-            // A TTL refresh of known addresses: persisted by the next housekeeping tick, not
-            // with an fsync on every answer.
-            inner.fqdn_dirty = true;
+        let item = (endpoint.to_string(), names.to_vec(), addrs.to_vec());
+        match self.learn_queue.submit(item).await {
+            Some(r) => r.map_err(anyhow::Error::msg),
+            None => anyhow::bail!("the learn thread is not running"),
         }
+    }
+
+    /// Applies a batch of learned answers (on the learn thread).
+    fn learn_batch(&self, items: Vec<LearnItem>) -> Result<(), String> {
+        let mut inner = self.lock();
+        self.learn_all(&mut inner, items)
+    }
+
+    fn learn_all(&self, inner: &mut Inner, items: Vec<LearnItem>) -> Result<(), String> {
+        let mut changed = false;
+        for (endpoint, names, addrs) in &items {
+            let new = inner.is_new(names, addrs);
+            let evicted = inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
+            if !evicted.is_empty() {
+                inner.refresh_learned();
+            } else if new {
+                // What `insert` just added, without a walk over the cache: every name of the
+                // chain gets every address.
+                for n in names {
+                    let known = inner.learned.entry(normalize_name(n)).or_default();
+                    known.extend(addrs.iter().map(|(ip, _)| *ip));
+                }
+            }
+            changed |= new || !evicted.is_empty();
+        }
+        if !changed {
+            // A TTL refresh of known addresses: persisted by the next housekeeping tick, not
+            // with a write per answer.
+            inner.fqdn_dirty = true;
+            return Ok(());
+        }
+        let n: usize = inner.learned.values().map(|s| s.len()).sum();
+        self.metrics.fqdn_cache_ips.set(n as i64);
+        self.apply(inner).map_err(|e| format!("{e:#}"))?;
+        // New addresses go to disk right away (a restart soon after keeps them), but not
+        // before the answers are released.
+        inner.fqdn_dirty = false;
+        self.fqdn_writer.request();
         Ok(())
     }
 
-    /// Persists TTL refreshes that `learn` left for later.
+    /// Persists TTL refreshes that `learn` left for later (off this thread).
     pub fn save_fqdns_if_dirty(&self) {
-        let mut inner = self.lock();
-        if inner.fqdn_dirty {
-            let _ = inner.fqdn.save(&fqdn_path(&self.config));
-            inner.fqdn_dirty = false;
+        let dirty = std::mem::take(&mut self.lock().fqdn_dirty);
+        if dirty {
+            self.fqdn_writer.request();
         }
     }
 
-    /// Removes expired learned addresses that no open connection uses.
+    /// Writes the cache now (at shutdown).
+    pub fn save_fqdns_now(&self) {
+        self.fqdn_writer.save_now(self);
+    }
+
+    /// Removes expired learned addresses that no open connection uses. The conntrack walk runs
+    /// without the state lock, so a DNS answer waiting for `learn` is never held up by it.
     pub fn expire_fqdns(&self) {
-        let mut inner = self.lock();
         let now = SystemTime::now();
-        let expired = inner.fqdn.expired(now);
-        if expired.is_empty() {
+        if !self.lock().fqdn.has_expired(now) {
             return;
         }
+        let in_use = self.conntrack.live_addrs().unwrap_or_else(|e| {
+            tracing::warn!("reading conntrack before FQDN expiry: {e}");
+            Default::default()
+        });
+        let mut inner = self.lock();
+        let expired = inner.fqdn.expired(now);
         let mut removed = 0;
         for (endpoint, name, ip) in expired {
             // Cilium keeps an address while a connection uses it.
-            if inner.datapath.has_conntrack_to(ip).unwrap_or(false) {
+            if in_use.contains(&ip) {
                 inner.fqdn.insert(&endpoint, &[name], &[(ip, 1)], now);
             } else {
                 removed += 1;
@@ -387,9 +446,17 @@ impl Agent {
                 tracing::error!("applying FQDN expiry: {e:#}");
             }
         }
-        let _ = inner.fqdn.save(&fqdn_path(&self.config));
         let n: usize = inner.learned.values().map(|s| s.len()).sum();
+        drop(inner);
         self.metrics.fqdn_cache_ips.set(n as i64);
+        self.fqdn_writer.request();
+    }
+
+    /// Removes expired conntrack entries, without the state lock.
+    pub fn conntrack_gc(&self) {
+        if let Err(e) = self.conntrack.gc() {
+            tracing::debug!("conntrack GC: {e}");
+        }
     }
 }
 

@@ -189,7 +189,7 @@ pub async fn housekeeping(agent: Arc<Agent>) {
         let _ = tokio::task::spawn_blocking(move || {
             a.expire_fqdns();
             a.save_fqdns_if_dirty();
-            let _ = a.lock().datapath.conntrack_gc();
+            a.conntrack_gc();
         })
         .await;
     }

@@ -151,12 +151,8 @@ async fn session(
                     let agent = agent.clone();
                     let tx = learned_tx.clone();
                     tokio::spawn(async move {
-                        let r = tokio::task::spawn_blocking(move || agent.learn(&answer.endpoint, &answer.names, &answer.addrs)).await;
-                        let error = match r {
-                            Ok(Ok(())) => None,
-                            Ok(Err(e)) => Some(format!("{e:#}")),
-                            Err(e) => Some(e.to_string()),
-                        };
+                        let r = agent.learn(&answer.endpoint, &answer.names, &answer.addrs).await;
+                        let error = r.err().map(|e| format!("{e:#}"));
                         let _ = tx.send(ToProxy::Learned { id, error }).await;
                     });
                 }

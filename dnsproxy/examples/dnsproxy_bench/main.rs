@@ -5,17 +5,18 @@
 //! after `<seconds>` (or on SIGTERM) and prints the proxy's counters and the answer → release latencies.
 //!
 //! The learner does what the agent's does, minus the eBPF map writes (those need the datapath):
-//! on a blocking thread, under one lock, insert into an [`FqdnCache`], compare the learned
-//! names before and after, and write the cache file atomically with fsync.
+//! see `agent_learner.rs`. `DNS_BENCH_LEARNER=instant` swaps in one that returns at once.
+
+mod agent_learner;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use palisade_dnsproxy::{
     BoundDnsProxy, DnsFlowRecord, DnsPeer, DnsPortRule, DnsProxyConfig, DnsSnapshot, EndpointDns,
-    FqdnCache, FqdnLearner, LearnError, LearnedAnswer,
+    FqdnLearner, LearnError, LearnedAnswer,
 };
 use palisade_policy::fqdn::FqdnSelector;
 use tokio::sync::{mpsc, watch};
@@ -30,44 +31,6 @@ impl FqdnLearner for InstantLearner {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LearnError>> + Send + '_>>
     {
         Box::pin(async { Ok(()) })
-    }
-}
-
-/// The agent's learn path without the map writes (see the file doc).
-struct AgentLikeLearner {
-    cache: Arc<Mutex<FqdnCache>>,
-    path: PathBuf,
-}
-
-impl FqdnLearner for AgentLikeLearner {
-    fn learn(
-        &self,
-        update: LearnedAnswer,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LearnError>> + Send + '_>>
-    {
-        let (cache, path) = (self.cache.clone(), self.path.clone());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-                let learned = |c: &FqdnCache| -> Vec<_> {
-                    c.entries().into_iter().map(|e| (e.name, e.ips)).collect()
-                };
-                let before = learned(&cache);
-                cache.insert(
-                    &update.endpoint,
-                    &update.names,
-                    &update.addrs,
-                    SystemTime::now(),
-                );
-                // The agent writes the maps only when this changed.
-                let _changed = learned(&cache) != before;
-                cache
-                    .save(&path)
-                    .map_err(|e| LearnError::Failed(e.to_string()))
-            })
-            .await
-            .map_err(|e| LearnError::Failed(e.to_string()))?
-        })
     }
 }
 
@@ -147,10 +110,11 @@ async fn main() {
     });
     let learner: Arc<dyn FqdnLearner> = match std::env::var("DNS_BENCH_LEARNER").as_deref() {
         Ok("instant") => Arc::new(InstantLearner),
-        _ => Arc::new(AgentLikeLearner {
-            cache: Arc::new(Mutex::new(FqdnCache::new(Duration::ZERO))),
-            path: PathBuf::from(arg(6)).join("fqdn-cache.json"),
-        }),
+        _ => agent_learner::AgentLikeLearner::new(
+            &agent_learner::default_topology(),
+            &arg(4),
+            &PathBuf::from(arg(6)),
+        ),
     };
     let bound = BoundDnsProxy::bind(config).expect("bind");
     let stats = bound.stats();
