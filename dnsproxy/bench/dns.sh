@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
-# DNS proxy benchmark (not CI). Three paths from a pod namespace, same dnsmasq resolver:
-#   direct     dnsperf → dnsmasq resolver
-#   palisade   dnsperf → (iptables TPROXY) palisade dnsproxy, matchPattern policy → resolver
-#   forwarder  dnsperf → dnsmasq as a plain forwarder (cache off) → resolver
-# Each path runs twice: flat out (dnsperf -q 200: throughput) and at a fixed RATE (dnsperf -Q:
-# latency without queueing). p50/p99 come from dnsperf -v's per-query times. The proxy runs with a
-# learner doing the agent's work minus the eBPF writes (see examples/dnsproxy_bench.rs) and
-# reports answer → release latencies and its CPU per query.
+# DNS proxy benchmark (not CI). Paths from a pod namespace, same dnsmasq resolver:
+#   direct            dnsperf → dnsmasq resolver
+#   palisade          dnsperf → (iptables TPROXY) palisade dnsproxy, matchPattern policy → resolver,
+#                     with a learner doing the agent's work minus the eBPF writes (group commit,
+#                     policy re-resolution on new addresses, cache file written behind; see
+#                     examples/dnsproxy_bench/agent_learner.rs)
+#   palisade-instant  the same with a learner that returns at once (the proxy's own cost)
+#   forwarder         dnsperf → dnsmasq as a plain forwarder (cache off) → resolver
+# Each path runs flat out (dnsperf -q 200: throughput) and at a fixed RATE (dnsperf -Q: latency
+# without queueing), in ROUNDS rounds; the proxy starts afresh for each, so every round includes
+# learning the 200 names. p50/p99 come from dnsperf -v's per-query times. For every run the CPU
+# of dnsperf, the resolver and the middle box (proxy or forwarder) is divided by the queries
+# answered: on 2 shared cores these sums set the ceiling on queries/s.
 # Writes bench-results/dns.md. Everything lives in pdns-bench-* namespaces, removed on exit.
-# Usage: dnsproxy/bench/dns.sh [seconds-per-run (10)] [clients (10)] [fixed rate, queries/s (10000)]
+# Usage: dnsproxy/bench/dns.sh [seconds-per-run (10)] [clients (10)] [rate/s (10000)] [rounds (3)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 CLIENTS=${2:-10}
 RATE=${3:-10000}
+ROUNDS=${4:-3}
 N=pdns-bench-n; P=pdns-bench-p; R=pdns-bench-r
 OUT=bench-results/dns.md
 TMP=$(mktemp -d)
 PIDS=()
-
+STARTED=$(date +%s)
 
 del_ns() { for ns in $N $P $R; do ip netns del $ns 2>/dev/null || true; done; }
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  ip netns exec $N iptables -t mangle -F PREROUTING 2>/dev/null || true
   del_ns
   rm -rf "$TMP"
 }
@@ -47,11 +54,11 @@ ip -n $N route add local 0.0.0.0/0 dev lo table 2004
 ip netns exec $R dnsmasq --no-daemon --no-resolv --no-hosts --port=53 --listen-address=10.98.2.2 \
   --bind-interfaces --user=root --pid-file --address=/github.com/10.99.0.10 --local-ttl=300 \
   --dns-forward-max=1000 >/dev/null 2>&1 &
-PIDS+=($!)
+RESOLVER=$!; PIDS+=($RESOLVER)
 ip netns exec $N dnsmasq --no-daemon --no-resolv --no-hosts --port=53 --listen-address=10.98.1.1 \
   --bind-interfaces --user=root --pid-file --server=10.98.2.2 --cache-size=0 \
   --dns-forward-max=1000 >/dev/null 2>&1 &
-PIDS+=($!)
+FORWARDER=$!; PIDS+=($FORWARDER)
 for _ in $(seq 50); do
   ip netns exec $N dig +short +time=1 +tries=1 @10.98.2.2 api.github.com | grep -q 10.99 && break
   sleep 0.1
@@ -67,79 +74,136 @@ tproxy() { # add|del
   done
 }
 
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # user+system, 1/100 s
+
 # dnsperf -v prints one line per answer ("> NOERROR name A <seconds>"): percentiles from those.
 pct() { # file quantile → milliseconds
   awk '/^> / {print $NF}' "$1" | sort -g | awk -v q="$2" '{v[NR]=$1} END {
     if (NR == 0) { print "?"; exit } i = int(NR * q); if (i < 1) i = 1; printf "%.3f", v[i] * 1000 }'
 }
 
-run() { # name server [extra dnsperf args]
-  ip netns exec $P dnsperf -v -s "$2" -d "$TMP/queries" -l "$SECS" -c "$CLIENTS" -T 1 -q 200 \
-    ${3:-} > "$TMP/$1.txt" 2>&1 || true
-  local qps lat lost p50 p99
-  qps=$(awk '/Queries per second/ {printf "%.0f", $4}' "$TMP/$1.txt")
-  lat=$(awk '/Average Latency/ {printf "%.3f", $4*1000}' "$TMP/$1.txt")
-  lost=$(awk '/Queries lost/ {print $3}' "$TMP/$1.txt")
-  p50=$(pct "$TMP/$1.txt" 0.5); p99=$(pct "$TMP/$1.txt" 0.99)
-  echo "$1 ${p99}" >> "$TMP/p99"
-  echo "| $1 | ${qps:-?} | ${lat:-?} | $p50 | $p99 | ${lost:-?} |" >> "$TMP/rows"
+MIDDLE=0 # pid of the proxy or forwarder in the path, 0 for direct
+run() { # round path server [extra dnsperf args]
+  local f="$TMP/$2.$1.txt" r0 m0 r1 m1 qps done p50 p99 lost
+  r0=$(ticks $RESOLVER); m0=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
+  /usr/bin/time -o "$f.time" -f "%U %S" ip netns exec $P dnsperf -v -s "$3" -d "$TMP/queries" \
+    -l "$SECS" -c "$CLIENTS" -T 1 -q 200 ${4:-} > "$f" 2>&1 || true
+  r1=$(ticks $RESOLVER); m1=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
+  qps=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f")
+  done=$(awk '/Queries completed/ {print $3}' "$f")
+  lost=$(awk '/Queries lost/ {print $3}' "$f")
+  p50=$(pct "$f" 0.5); p99=$(pct "$f" 0.99)
+  # One line per run: path round qps p50 p99 lost cpu(dnsperf resolver middle) in us/query.
+  awk -v path="$2" -v round="$1" -v qps="${qps:-0}" -v n="${done:-0}" -v p50="$p50" -v p99="$p99" \
+    -v lost="${lost:-?}" -v res=$((r1 - r0)) -v mid=$((m1 - m0)) '{
+      n = (n > 0) ? n : 1
+      printf "%s %s %s %s %s %s %.1f %.1f %.1f\n", path, round, qps, p50, p99, lost,
+        ($1 + $2) * 1e6 / n, res * 1e4 / n, mid * 1e4 / n }' "$f.time" >> "$TMP/runs"
 }
 
-run direct 10.98.2.2
-run "direct@$RATE" 10.98.2.2 "-Q $RATE"
-tproxy add
-proxy() { # start|stop learner (agent|instant); output in proxy-<learner>.txt
+proxy() { # start learner round | stop
   if [ "$1" = stop ]; then
-    kill -TERM "$PROXY" 2>/dev/null || true; wait "$PROXY" 2>/dev/null || true; return
+    kill -TERM "$MIDDLE" 2>/dev/null || true; wait "$MIDDLE" 2>/dev/null || true; MIDDLE=0; return
   fi
+  local log="$TMP/proxy-$2.$3.txt"
   # SIGTERM ends it after the runs; the time limit is only a backstop.
   ip netns exec $N env DNS_BENCH_LEARNER=$2 "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' \
-    $((4 * SECS + 30)) "$TMP" > "$TMP/proxy-$2.txt" 2>&1 &
-  PROXY=$!; PIDS+=($PROXY)
-  for _ in $(seq 50); do grep -q listening "$TMP/proxy-$2.txt" && break; sleep 0.1; done
+    $((2 * SECS + 30)) "$TMP" > "$log" 2>&1 &
+  MIDDLE=$!; PIDS+=($MIDDLE)
+  for _ in $(seq 50); do grep -q listening "$log" && break; sleep 0.1; done
 }
-proxy start agent
-run palisade 10.98.2.2
-run "palisade@$RATE" 10.98.2.2 "-Q $RATE"
-proxy stop
-proxy start instant
-run palisade-instant 10.98.2.2
-run "palisade-instant@$RATE" 10.98.2.2 "-Q $RATE"
-proxy stop
-tproxy del
-run forwarder 10.98.1.1
-run "forwarder@$RATE" 10.98.1.1 "-Q $RATE"
+
+for round in $(seq 1 "$ROUNDS"); do
+  MIDDLE=0
+  run $round direct 10.98.2.2
+  run $round "direct@$RATE" 10.98.2.2 "-Q $RATE"
+  tproxy add
+  for learner in agent instant; do
+    path=palisade; [ $learner = instant ] && path=palisade-instant
+    proxy start $learner $round
+    run $round $path 10.98.2.2
+    run $round "$path@$RATE" 10.98.2.2 "-Q $RATE"
+    proxy stop
+  done
+  tproxy del
+  MIDDLE=$FORWARDER
+  run $round forwarder 10.98.1.1
+  run $round "forwarder@$RATE" 10.98.1.1 "-Q $RATE"
+done
+
+# Median of a column over the rounds of one path.
+med() { # path column
+  awk -v p="$1" -v c="$2" '$1 == p && $c != "?" {print $c}' "$TMP/runs" | sort -g |
+    awk '{v[NR]=$1} END { if (NR == 0) { print "?"; exit } print v[int((NR + 1) / 2)] }'
+}
+# Median of numbers on stdin, and the list in round order.
+median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) { print "?"; exit } print v[int((NR + 1) / 2)] }'; }
+# Per round: column c of path a over (or minus) column c of path b.
+per_round() { # a b column op(div|sub)
+  awk -v a="$1" -v b="$2" -v c="$3" -v op="$4" '
+    $1 == a { x[$2] = $c } $1 == b { y[$2] = $c }
+    END { for (r = 1; (r in x) || (r in y); r++)
+      if (op == "div") printf "%.2f\n", x[r] / (y[r] > 0 ? y[r] : 1); else printf "%.3f\n", x[r] - y[r] }' "$TMP/runs"
+}
+# Per round: a quantile of the answers that waited for the learner ("waited p50=…ms p99=…ms n=…").
+waited() { # learner field
+  for r in $(seq 1 "$ROUNDS"); do
+    grep '^waited ' "$TMP/proxy-$1.$r.txt" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2 | tr -d 'ms'
+  done
+}
+line() { paste -sd' ' | sed 's/ /, /g'; } # one line, comma-separated
 
 mkdir -p bench-results
 {
   echo "# DNS proxy benchmark"
   echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores (load average $(cut -d' ' -f1 /proc/loadavg)),"
-  echo "dnsperf -c $CLIENTS -l $SECS -q 200 (name@$RATE: -Q $RATE), UDP, 200 names,"
-  echo "resolver: dnsmasq in its own netns; pod → node → resolver over veths."
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores shared with other work (load average at the end"
+  echo "$(cut -d' ' -f1-3 /proc/loadavg)), $ROUNDS rounds in $(( $(date +%s) - STARTED )) s."
+  echo "dnsperf -c $CLIENTS -l $SECS -q 200 (name@$RATE: -Q $RATE), UDP, 200 names;"
+  echo "resolver: dnsmasq in its own netns; pod → node → resolver over veths. Medians over the rounds."
+  echo "CPU columns: user+system CPU of that process per answered query."
   echo
-  echo "| path | queries/s | avg (ms) | p50 (ms) | p99 (ms) | lost |"
-  echo "| --- | --- | --- | --- | --- | --- |"
-  cat "$TMP/rows"
+  echo "| path | queries/s | p50 (ms) | p99 (ms) | dnsperf CPU (µs/q) | resolver CPU (µs/q) | proxy/forwarder CPU (µs/q) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  for p in direct palisade palisade-instant forwarder; do
+    for s in "" "@$RATE"; do
+      echo "| $p$s | $(med "$p$s" 3) | $(med "$p$s" 4) | $(med "$p$s" 5) | $(med "$p$s" 7) | $(med "$p$s" 8) | $(med "$p$s" 9) |"
+    done
+  done
   echo
-  awk -v r="@$RATE" '{p[$1]=$2} END {
-    printf "added p99 vs direct, flat out: palisade %.3f ms, palisade-instant %.3f ms, ",
-      p["palisade"] - p["direct"], p["palisade-instant"] - p["direct"]
-    printf "dnsmasq forwarder %.3f ms\n\n", p["forwarder"] - p["direct"]
-    printf "added p99 vs direct at %s/s: palisade %.3f ms, palisade-instant %.3f ms, ",
-      substr(r, 2), p["palisade" r] - p["direct" r], p["palisade-instant" r] - p["direct" r]
-    printf "dnsmasq forwarder %.3f ms\n", p["forwarder" r] - p["direct" r] }' "$TMP/p99"
+  cpu_sum() { echo "$(med "$1" 7) $(med "$1" 8) $(med "$1" 9)" | awk '{printf "%.1f", $1 + $2 + $3}'; }
+  echo "CPU per query of the three processes together, flat out: direct $(cpu_sum direct) µs," \
+    "palisade $(cpu_sum palisade) µs, palisade-instant $(cpu_sum palisade-instant) µs," \
+    "forwarder $(cpu_sum forwarder) µs ($(nproc) cores ÷ that sum bounds queries/s; softirq work"
+  echo "charged to no process and other work on the machine come on top)."
+  echo
+  echo "queries/s, palisade ÷ dnsmasq forwarder, flat out: median $(per_round palisade forwarder 3 div | median)×" \
+    "(rounds: $(per_round palisade forwarder 3 div | line));" \
+    "palisade-instant ÷ forwarder: median $(per_round palisade-instant forwarder 3 div | median)×" \
+    "(rounds: $(per_round palisade-instant forwarder 3 div | line))"
+  echo
+  echo "added p99 vs direct at $RATE/s: palisade median $(per_round "palisade@$RATE" "direct@$RATE" 5 sub | median) ms" \
+    "(rounds: $(per_round "palisade@$RATE" "direct@$RATE" 5 sub | line));" \
+    "dnsmasq forwarder median $(per_round "forwarder@$RATE" "direct@$RATE" 5 sub | median) ms"
+  echo
+  echo "Answers that waited for the learner (new names, the first round of queries after the proxy"
+  echo "starts): upstream answer received → the agent's work done (here without the eBPF writes) →"
+  echo "answer released: p50 median $(waited agent p50 | median) ms (rounds: $(waited agent p50 | line)),"
+  echo "p99 median $(waited agent p99 | median) ms (rounds: $(waited agent p99 | line)), n per round:"
+  echo "$(waited agent n | line). With the instant learner (the proxy's part alone): p50 median"
+  echo "$(waited instant p50 | median) ms, p99 median $(waited instant p99 | median) ms."
+  echo
+  echo "Per-round runs (path round qps p50 p99 lost cpu-dnsperf cpu-resolver cpu-middle):"
+  echo
+  echo '```'
+  sort -k1,1 -k2,2n "$TMP/runs"
+  echo '```'
+  echo
+  echo "Proxy reports, last round:"
+  echo
   for l in agent instant; do
-    echo
-    if [ $l = agent ]; then
-      echo "palisade: learner doing the agent's work (FqdnCache insert, fsynced cache file; no maps):"
-    else
-      echo "palisade-instant: learner returning at once (the proxy's own cost):"
-    fi
-    echo
-    echo "- $(grep 'answer->release' "$TMP/proxy-$l.txt" || echo 'latencies n/a')"
-    echo "- $(grep '^queries=' "$TMP/proxy-$l.txt" || echo 'counters n/a')"
-    echo "- $(grep '^proxy cpu' "$TMP/proxy-$l.txt" || echo 'cpu n/a')"
+    echo "- $l: $(grep 'answer->release' "$TMP/proxy-$l.$ROUNDS.txt" || echo 'latencies n/a')"
+    echo "  $(grep '^queries=' "$TMP/proxy-$l.$ROUNDS.txt" || echo 'counters n/a')"
   done
 } > "$OUT"
 cat "$OUT"

@@ -134,6 +134,7 @@ async fn main() {
         "proxy cpu: {:.1} us per forwarded query (user+system, whole process)",
         cpu_seconds() * 1e6 / forwarded as f64
     );
+    println!("waited {}", percentiles(waited.clone()));
     println!(
         "answer->release: all answers {}; answers that waited for the learner {}; \
          learner calls {}",
