@@ -736,6 +736,27 @@ fn fresh_names_connect_on_the_first_try() {
         })
         .count();
     assert_eq!(learned, FRESH_NAMES, "every fresh name is in the cache");
+    // The first fresh address needs a new identity (a full apply); the others get the same one
+    // and take the agent's ipcache-only path, still before their answer is released.
+    let metrics = lab.metrics();
+    assert!(
+        learn_batches(&metrics, "ipcache") > 0.0,
+        "fresh addresses with a known identity skip the full apply:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("palisade_fqdn_learn_batches_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// `palisade_fqdn_learn_batches_total{path="…"}`.
+fn learn_batches(metrics: &str, path: &str) -> f64 {
+    let prefix = format!("palisade_fqdn_learn_batches_total{{path=\"{path}\"}} ");
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix)?.parse::<f64>().ok())
+        .sum()
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod datapath_sync;
 mod flows;
 mod fqdn_persist;
 mod inputs;
+mod learn_fast;
 mod proxy_client;
 mod secrets;
 mod snapshots;

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub dns_release_latency: Histogram,
     /// `palisade_dns_learn_timeouts_total`: answers released before the agent confirmed.
     pub dns_learn_timeouts: IntCounter,
+    /// `palisade_fqdn_learn_batches_total{path}`: batches of learned answers with something new,
+    /// by how the agent applied them (`ipcache`: identities known, ipcache writes alone; `full`:
+    /// a full policy apply).
+    pub fqdn_learn_batches: IntCounterVec,
     /// `palisade_fqdn_cache_ips`: addresses currently learned from DNS.
     pub fqdn_cache_ips: IntGauge,
     /// `palisade_policy_resolution_seconds`: time to resolve policy for all endpoints.
@@ -115,6 +119,11 @@ impl Metrics {
             dns_learn_timeouts: counter(
                 "palisade_dns_learn_timeouts_total",
                 "DNS answers released after the learn timeout without agent confirmation",
+            )?,
+            fqdn_learn_batches: counter_vec(
+                "palisade_fqdn_learn_batches_total",
+                "Batches of learned DNS answers with new addresses, by how they were applied",
+                &["path"],
             )?,
             fqdn_cache_ips: gauge("palisade_fqdn_cache_ips", "Addresses learned from DNS")?,
             // 10 µs .. ~10 s

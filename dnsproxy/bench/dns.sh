@@ -8,7 +8,8 @@
 #   palisade-instant  the same with a learner that returns at once (the proxy's own cost)
 #   forwarder         dnsperf → dnsmasq as a plain forwarder (cache off) → resolver
 # Each path runs flat out (dnsperf -q 200: throughput) and at a fixed RATE (dnsperf -Q: latency
-# without queueing), in ROUNDS rounds; the proxy starts afresh for each, so every round includes
+# without queueing), in ROUNDS rounds; palisade also runs palisade-fresh@1000: 1000 queries/s,
+# every name new (the steady state of learning: each answer waits for the learner); the proxy starts afresh for each, so every round includes
 # learning the 200 names. p50/p99 come from dnsperf -v's per-query times. For every run the CPU
 # of dnsperf, the resolver and the middle box (proxy or forwarder) is divided by the queries
 # answered: on 2 shared cores these sums set the ceiling on queries/s.
@@ -65,6 +66,8 @@ for _ in $(seq 50); do
 done
 
 for i in $(seq 1 200); do echo "host$i.github.com A"; done > "$TMP/queries"
+FRESH_RATE=1000
+for i in $(seq 1 $((FRESH_RATE * SECS + 1000))); do echo "fresh$i.github.com A"; done > "$TMP/fresh"
 
 tproxy() { # add|del
   local op=-A; [ "$1" = del ] && op=-D
@@ -83,10 +86,10 @@ pct() { # file quantile → milliseconds
 }
 
 MIDDLE=0 # pid of the proxy or forwarder in the path, 0 for direct
-run() { # round path server [extra dnsperf args]
+run() { # round path server [extra dnsperf args] [query file]
   local f="$TMP/$2.$1.txt" r0 m0 r1 m1 qps done p50 p99 lost
   r0=$(ticks $RESOLVER); m0=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
-  /usr/bin/time -o "$f.time" -f "%U %S" ip netns exec $P dnsperf -v -s "$3" -d "$TMP/queries" \
+  /usr/bin/time -o "$f.time" -f "%U %S" ip netns exec $P dnsperf -v -s "$3" -d "${5:-$TMP/queries}" \
     -l "$SECS" -c "$CLIENTS" -T 1 -q 200 ${4:-} > "$f" 2>&1 || true
   r1=$(ticks $RESOLVER); m1=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
   qps=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f")
@@ -101,11 +104,11 @@ run() { # round path server [extra dnsperf args]
         ($1 + $2) * 1e6 / n, res * 1e4 / n, mid * 1e4 / n }' "$f.time" >> "$TMP/runs"
 }
 
-proxy() { # start learner round | stop
+proxy() { # start learner log-name | stop
   if [ "$1" = stop ]; then
     kill -TERM "$MIDDLE" 2>/dev/null || true; wait "$MIDDLE" 2>/dev/null || true; MIDDLE=0; return
   fi
-  local log="$TMP/proxy-$2.$3.txt"
+  local log="$TMP/proxy-$3.txt"
   # SIGTERM ends it after the runs; the time limit is only a backstop.
   ip netns exec $N env DNS_BENCH_LEARNER=$2 "$BIN" 15053 10.98.1.2 10.98.2.2/32 '*.github.com' \
     $((2 * SECS + 30)) "$TMP" > "$log" 2>&1 &
@@ -120,11 +123,14 @@ for round in $(seq 1 "$ROUNDS"); do
   tproxy add
   for learner in agent instant; do
     path=palisade; [ $learner = instant ] && path=palisade-instant
-    proxy start $learner $round
+    proxy start $learner $learner.$round
     run $round $path 10.98.2.2
     run $round "$path@$RATE" 10.98.2.2 "-Q $RATE"
     proxy stop
   done
+  proxy start agent fresh.$round
+  run $round "palisade-fresh@$FRESH_RATE" 10.98.2.2 "-Q $FRESH_RATE" "$TMP/fresh"
+  proxy stop
   tproxy del
   MIDDLE=$FORWARDER
   run $round forwarder 10.98.1.1
@@ -146,12 +152,17 @@ per_round() { # a b column op(div|sub)
       if (op == "div") printf "%.2f\n", x[r] / (y[r] > 0 ? y[r] : 1); else printf "%.3f\n", x[r] - y[r] }' "$TMP/runs"
 }
 # Per round: a quantile of the answers that waited for the learner ("waited p50=…ms p99=…ms n=…").
-waited() { # learner field
+waited() { # log-name field
   for r in $(seq 1 "$ROUNDS"); do
     grep '^waited ' "$TMP/proxy-$1.$r.txt" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2 | tr -d 'ms'
   done
 }
 line() { paste -sd' ' | sed 's/ /, /g'; } # one line, comma-separated
+batches() { # log-name → "b/f, b/f, ..." from the learner's report line
+  for r in $(seq 1 "$ROUNDS"); do
+    sed -n 's/.* \([0-9]*\) batches with new addresses, \([0-9]*\) of them.*/\1\/\2/p' "$TMP/proxy-$1.$r.txt"
+  done | line
+}
 
 mkdir -p bench-results
 {
@@ -166,10 +177,12 @@ mkdir -p bench-results
   echo "| path | queries/s | p50 (ms) | p99 (ms) | dnsperf CPU (µs/q) | resolver CPU (µs/q) | proxy/forwarder CPU (µs/q) |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   for p in direct palisade palisade-instant forwarder; do
-    for s in "" "@$RATE"; do
-      echo "| $p$s | $(med "$p$s" 3) | $(med "$p$s" 4) | $(med "$p$s" 5) | $(med "$p$s" 7) | $(med "$p$s" 8) | $(med "$p$s" 9) |"
+    for row in "$p" "$p@$RATE"; do
+      echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
     done
   done
+  row=palisade-fresh@$FRESH_RATE
+  echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
   echo
   cpu_sum() { echo "$(med "$1" 7) $(med "$1" 8) $(med "$1" 9)" | awk '{printf "%.1f", $1 + $2 + $3}'; }
   echo "CPU per query of the three processes together, flat out: direct $(cpu_sum direct) µs," \
@@ -193,6 +206,13 @@ mkdir -p bench-results
   echo "$(waited agent n | line). With the instant learner (the proxy's part alone): p50 median"
   echo "$(waited instant p50 | median) ms, p99 median $(waited instant p99 | median) ms."
   echo
+  echo "Steady state, palisade-fresh@$FRESH_RATE (every name new, each answer waits for the learner):"
+  echo "p50 median $(waited fresh p50 | median) ms (rounds: $(waited fresh p50 | line)), p99 median"
+  echo "$(waited fresh p99 | median) ms (rounds: $(waited fresh p99 | line)), n per round: $(waited fresh n | line)."
+  echo
+  echo "The learner's batches (group commit) and how many needed a full policy re-resolution, per"
+  echo "round (batches with new addresses/re-resolved): burst $(batches agent); fresh $(batches fresh)."
+  echo
   echo "Per-round runs (path round qps p50 p99 lost cpu-dnsperf cpu-resolver cpu-middle):"
   echo
   echo '```'
@@ -201,7 +221,7 @@ mkdir -p bench-results
   echo
   echo "Proxy reports, last round:"
   echo
-  for l in agent instant; do
+  for l in agent instant fresh; do
     echo "- $l: $(grep 'answer->release' "$TMP/proxy-$l.$ROUNDS.txt" || echo 'latencies n/a')"
     echo "  $(grep '^queries=' "$TMP/proxy-$l.$ROUNDS.txt" || echo 'counters n/a')"
   done

@@ -211,7 +211,7 @@ impl FqdnCache {
             path: path.to_path_buf(),
             source,
         };
-        let json = serde_json::to_vec_pretty(self).map_err(|source| CacheError::Json {
+        let json = serde_json::to_vec(self).map_err(|source| CacheError::Json {
             path: path.to_path_buf(),
             source,
         })?;

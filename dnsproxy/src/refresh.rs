@@ -1,7 +1,7 @@
 //! Deciding whether an allowed answer must wait for the learner.
 //!
-//! The agent's learn (cache insert, map writes when something is new, cache file written with
-//! fsync) is the slowest step of an allowed query, yet under load nearly every answer repeats one
+//! The agent's learn (a hop to its learn thread, cache insert, map writes when something is new)
+//! is the slowest step of an allowed query, yet under load nearly every answer repeats one
 //! learned a moment ago. Per (source IP, endpoint, qname) the filter remembers the last
 //! successful learn and classifies each answer:
 //! - [`Need::Block`]: something the maps may lack: first answer, another CNAME chain, a new

@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, watch};
 use super::datapath_sync::{self, Applied, DesiredEndpoint, ProxyPorts};
 use super::fqdn_persist::FqdnWriter;
 use super::inputs::Inputs;
+use super::learn_fast::{self, Fast};
 use super::secrets::Secrets;
 use super::snapshots;
 use crate::config::Config;
@@ -82,6 +83,8 @@ pub struct Inner {
     /// Names → addresses of `fqdn`, kept in step with it so a DNS answer costs a lookup, not
     /// a walk over the whole cache.
     pub learned: LearnedNames,
+    /// The revision's compiled `toFQDNs` selectors (for `learn_fast`).
+    pub fqdn_matchers: Arc<Vec<palisade_policy::fqdn::FqdnMatcher>>,
     /// Endpoint name by address, for naming flows.
     pub endpoint_by_ip: std::collections::HashMap<std::net::IpAddr, String>,
 }
@@ -161,6 +164,7 @@ impl Agent {
             endpoint_by_ip: Default::default(),
             fqdn_dirty: false,
             learned: LearnedNames::new(),
+            fqdn_matchers: Arc::default(),
         };
         inner.refresh_learned();
         let conntrack = inner.datapath.conntrack();
@@ -323,13 +327,19 @@ impl Agent {
             .values()
             .flat_map(|e| e.ips.iter().map(|ip| (*ip, e.name.clone())))
             .collect();
+        inner.fqdn_matchers = learn_fast::compile_matchers(&engine);
         inner.engine = Some(engine);
         inner.last_error = None;
         persist(&ids_path(&self.config), &inner.endpoint_ids);
+        self.revision_written(revision);
+        Ok(())
+    }
+
+    /// The maps hold `revision`; with embedded proxies it is ready everywhere.
+    pub(super) fn revision_written(&self, revision: u64) {
         if !self.external_proxy {
             self.write_ready(revision);
         }
-        Ok(())
     }
 
     /// The proxy process enforces `revision`: the revision is now ready everywhere.
@@ -372,7 +382,8 @@ impl Agent {
     }
 
     fn learn_all(&self, inner: &mut Inner, items: Vec<LearnItem>) -> Result<(), String> {
-        let mut changed = false;
+        let (mut changed, mut evictions) = (false, false);
+        let mut new_ips = std::collections::BTreeSet::new();
         for (endpoint, names, addrs) in &items {
             let new = inner.is_new(names, addrs);
             let evicted = inner.fqdn.insert(endpoint, names, addrs, SystemTime::now());
@@ -386,6 +397,10 @@ impl Agent {
                     known.extend(addrs.iter().map(|(ip, _)| *ip));
                 }
             }
+            if new {
+                new_ips.extend(addrs.iter().map(|(ip, _)| *ip));
+            }
+            evictions |= !evicted.is_empty();
             changed |= new || !evicted.is_empty();
         }
         if !changed {
@@ -396,7 +411,23 @@ impl Agent {
         }
         let n: usize = inner.learned.values().map(|s| s.len()).sum();
         self.metrics.fqdn_cache_ips.set(n as i64);
-        self.apply(inner).map_err(|e| format!("{e:#}"))?;
+        let fast = if evictions {
+            Fast::NotApplicable
+        } else {
+            self.learn_fast(inner, &new_ips)
+                .map_err(|e| format!("{e:#}"))?
+        };
+        let path = match fast {
+            Fast::Done => "ipcache",
+            Fast::NotApplicable => "full",
+        };
+        self.metrics
+            .fqdn_learn_batches
+            .with_label_values(&[path])
+            .inc();
+        if let Fast::NotApplicable = fast {
+            self.apply(inner).map_err(|e| format!("{e:#}"))?;
+        }
         // New addresses go to disk right away (a restart soon after keeps them), but not
         // before the answers are released.
         inner.fqdn_dirty = false;

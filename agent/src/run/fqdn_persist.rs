@@ -1,13 +1,19 @@
 //! Writing the FQDN cache file behind the learn path. A DNS answer waits for the map writes
 //! only; the file (written with fsync, tens of milliseconds on a busy disk) follows on a thread of
-//! its own. Requests made while a write runs coalesce into one more write of the latest cache,
-//! so the file trails the cache by at most one write.
+//! its own. Requests made while a write runs, or within `MIN_INTERVAL` of its start, coalesce
+//! into one more write of the latest cache: the file trails the cache by at most that long plus
+//! one write, and a stream of new names (each rewrites the whole file) costs at most a few writes
+//! a second. A request after a quiet spell is written at once.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use super::agent::{fqdn_path, Agent};
+
+/// Shortest time between the starts of two writes.
+const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Handle to the writer thread; the thread ends when the agent is dropped.
 pub struct FqdnWriter {
@@ -46,8 +52,13 @@ impl FqdnWriter {
 
 fn run(agent: Weak<Agent>, rx: Receiver<()>) {
     while rx.recv().is_ok() {
-        let Some(agent) = agent.upgrade() else { return };
-        agent.fqdn_writer.save_now(&agent);
+        let started = Instant::now();
+        {
+            let Some(agent) = agent.upgrade() else { return };
+            agent.fqdn_writer.save_now(&agent);
+        }
+        // Requests meanwhile wait in the channel's one slot.
+        std::thread::sleep(MIN_INTERVAL.saturating_sub(started.elapsed()));
     }
 }
 

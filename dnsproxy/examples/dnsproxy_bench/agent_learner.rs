@@ -1,21 +1,28 @@
 //! The agent's learn path (`agent/src/run/agent.rs`, `Agent::learn`) without the eBPF map writes,
 //! which need the datapath: on the learn thread ([`GroupCommit`]), under one lock, check the answer against the
 //! learned names, insert it into an [`FqdnCache`]; when it holds a new address, rebuild the
-//! learned names and re-resolve the policy of the lab topology (`lab/topologies/scenarios.yaml`
-//! with a `toFQDNs` + DNS-rule policy, as the agent's `apply` does) and ask a writer thread for
+//! learned names; when every new address gets an FQDN identity already in use, only put it in the
+//! ipcache (the agent's `learn_fast`; the agent also writes that one map entry and rebuilds the
+//! proxies' snapshots), else re-resolve the policy of the lab topology
+//! (`lab/topologies/scenarios.yaml` with a `toFQDNs` + DNS-rule policy, as the agent's `apply`
+//! does); then ask a writer thread for
 //! the cache file (write-behind, fsync, coalesced); a repeat only marks the cache dirty, written
 //! once a second. Answers arriving while one applies are applied together, as in the agent. The
 //! answer is released when `learn` returns, before the file is written.
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use ipnet::IpNet;
 use palisade_dnsproxy::{FqdnCache, FqdnLearner, GroupCommit, LearnError, LearnedAnswer};
-use palisade_policy::cluster::LearnedNames;
+use palisade_policy::cluster::{fqdn_identity_labels, fqdn_label_key, LearnedNames};
+use palisade_policy::fqdn::FqdnMatcher;
 use palisade_policy::identity::Allocator;
 use palisade_policy::load::{parse_str, LoadedPolicy};
 use palisade_policy::resolve::ResolveOptions;
@@ -47,7 +54,11 @@ struct State {
     topology: Topology,
     policies: Vec<LoadedPolicy>,
     alloc: Allocator,
+    engine: Option<Engine>,
+    matchers: Vec<FqdnMatcher>,
     dirty: bool,
+    /// Batches with something new, and those that needed a full resolve.
+    batches: (u64, u64),
 }
 
 impl State {
@@ -80,6 +91,53 @@ impl State {
             "the bench topology has local endpoints"
         );
         self.alloc = engine.alloc.clone();
+        self.matchers = engine
+            .compiled
+            .inputs
+            .fqdn_selectors
+            .iter()
+            .filter_map(|s| s.compile().ok())
+            .collect();
+        self.engine = Some(engine);
+    }
+
+    /// The agent's `learn_fast` without the map write and snapshots: true when every address
+    /// in `ips` keeps its identity or gets one already in use.
+    fn learn_fast(&mut self, ips: &BTreeSet<IpAddr>) -> bool {
+        let Some(engine) = self.engine.as_mut() else {
+            return false;
+        };
+        let matchers = &self.matchers;
+        let mut writes = Vec::new();
+        for ip in ips {
+            let keys: BTreeSet<String> = matchers
+                .iter()
+                .filter(|m| {
+                    self.learned
+                        .iter()
+                        .any(|(name, known)| known.contains(ip) && m.matches(name))
+                })
+                .map(|m| fqdn_label_key(m.selector()))
+                .collect();
+            let want = if keys.is_empty() {
+                None
+            } else {
+                let labels = fqdn_identity_labels(*ip, &keys, &engine.compiled.inputs.cidrs);
+                match self.alloc.find(&labels) {
+                    Some(id) if engine.state.in_use.contains(&id) => Some(id),
+                    _ => return false,
+                }
+            };
+            let net = IpNet::from(*ip);
+            let have = engine.state.ipcache.get(&net).copied();
+            match (want, have) {
+                _ if want == have => {}
+                (Some(id), None) => writes.push((net, id)),
+                _ => return false,
+            }
+        }
+        engine.state.ipcache.extend(writes);
+        true
     }
 }
 
@@ -103,15 +161,22 @@ impl AgentLikeLearner {
             topology,
             policies,
             alloc: Allocator::new(),
+            engine: None,
+            matchers: Vec::new(),
             dirty: false,
+            batches: (0, 0),
         }));
         state.lock().expect("fresh lock").resolve();
         let (save, rx) = sync_channel::<()>(1);
         let (writer, path) = (state.clone(), dir.join("fqdn-cache.json"));
         std::thread::spawn(move || {
+            // As the agent's fqdn_persist: at most one write per 250 ms, requests coalesced.
             while rx.recv().is_ok() {
+                let started = std::time::Instant::now();
                 let copy = lock(&writer).cache.clone();
                 copy.save(&path).expect("writing the cache file");
+                let pause = Duration::from_millis(250).saturating_sub(started.elapsed());
+                std::thread::sleep(pause);
             }
         });
         let (applier, saver) = (state.clone(), save.clone());
@@ -130,6 +195,14 @@ impl AgentLikeLearner {
             }
         });
         learner
+    }
+}
+
+impl AgentLikeLearner {
+    /// `learner: N calls, B batches with new addresses, F of them with a full resolve`.
+    pub fn report(&self, calls: usize) -> String {
+        let (b, f) = lock(&self.state).batches;
+        format!("learner: {calls} calls, {b} batches with new addresses, {f} of them re-resolved")
     }
 }
 
@@ -153,7 +226,8 @@ impl FqdnLearner for AgentLikeLearner {
 
 /// The agent's `learn_all`: insert every answer, one resolve when something was new.
 fn learn_all(s: &mut State, items: Vec<LearnedAnswer>, save: &SyncSender<()>) {
-    let mut changed = false;
+    let (mut changed, mut evictions) = (false, false);
+    let mut new_ips = BTreeSet::new();
     for u in &items {
         let new = s.is_new(&u.names, &u.addrs);
         let evicted = s
@@ -164,11 +238,17 @@ fn learn_all(s: &mut State, items: Vec<LearnedAnswer>, save: &SyncSender<()>) {
                 let known = s.learned.entry(n.clone()).or_default();
                 known.extend(u.addrs.iter().map(|(ip, _)| *ip));
             }
+            new_ips.extend(u.addrs.iter().map(|(ip, _)| *ip));
         }
+        evictions |= !evicted.is_empty();
         changed |= new || !evicted.is_empty();
     }
     if changed {
-        s.resolve();
+        s.batches.0 += 1;
+        if evictions || !s.learn_fast(&new_ips) {
+            s.batches.1 += 1;
+            s.resolve();
+        }
         s.dirty = false;
         let _ = save.try_send(());
     } else {

@@ -108,13 +108,17 @@ async fn main() {
         }
         (release, waited, learn)
     });
-    let learner: Arc<dyn FqdnLearner> = match std::env::var("DNS_BENCH_LEARNER").as_deref() {
-        Ok("instant") => Arc::new(InstantLearner),
-        _ => agent_learner::AgentLikeLearner::new(
+    let agent_like = match std::env::var("DNS_BENCH_LEARNER").as_deref() {
+        Ok("instant") => None,
+        _ => Some(agent_learner::AgentLikeLearner::new(
             &agent_learner::default_topology(),
             &arg(4),
             &PathBuf::from(arg(6)),
-        ),
+        )),
+    };
+    let learner: Arc<dyn FqdnLearner> = match &agent_like {
+        Some(l) => l.clone(),
+        None => Arc::new(InstantLearner),
     };
     let bound = BoundDnsProxy::bind(config).expect("bind");
     let stats = bound.stats();
@@ -134,6 +138,9 @@ async fn main() {
         "proxy cpu: {:.1} us per forwarded query (user+system, whole process)",
         cpu_seconds() * 1e6 / forwarded as f64
     );
+    if let Some(l) = &agent_like {
+        println!("{}", l.report(learn.len()));
+    }
     println!("waited {}", percentiles(waited.clone()));
     println!(
         "answer->release: all answers {}; answers that waited for the learner {}; \
