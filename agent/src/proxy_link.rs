@@ -73,9 +73,18 @@ pub enum ToAgent {
 
 /// Writes one message as a JSON line.
 pub async fn send<T: Serialize>(w: &mut OwnedWriteHalf, msg: &T) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    w.write_all(&line).await
+    send_all(w, std::slice::from_ref(msg)).await
+}
+
+/// Writes messages as JSON lines with one write (flow records come in bursts: one write per
+/// record cost a system call per DNS query).
+pub async fn send_all<T: Serialize>(w: &mut OwnedWriteHalf, msgs: &[T]) -> std::io::Result<()> {
+    let mut lines = Vec::new();
+    for msg in msgs {
+        serde_json::to_writer(&mut lines, msg).map_err(std::io::Error::other)?;
+        lines.push(b'\n');
+    }
+    w.write_all(&lines).await
 }
 
 /// Reads JSON-line messages.

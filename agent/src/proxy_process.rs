@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::proxy_handover as handover;
-use crate::proxy_link::{send, Reader, ToAgent, ToProxy};
+use crate::proxy_link::{send, send_all, Reader, ToAgent, ToProxy};
 
 /// A learn request and who waits for its outcome.
 type Pending = (LearnedAnswer, oneshot::Sender<Result<(), LearnError>>);
@@ -45,10 +45,15 @@ struct Link {
 
 impl Link {
     async fn send(&self, msg: &ToAgent) -> bool {
+        self.send_all(std::slice::from_ref(msg)).await
+    }
+
+    /// Sends `msgs` with one write.
+    async fn send_all(&self, msgs: &[ToAgent]) -> bool {
         let mut w = self.writer.lock().await;
         match w.as_mut() {
             Some(writer) => {
-                if send(writer, msg).await.is_err() {
+                if send_all(writer, msgs).await.is_err() {
                     *w = None;
                     false
                 } else {
@@ -226,8 +231,18 @@ async fn run(config: Config, upgrade: bool) -> Result<()> {
     });
     let l = link.clone();
     tasks.spawn(async move {
+        // Records arrive in bursts (the DNS proxy flushes every 25 ms): one write per burst.
+        let mut burst = Vec::new();
         while let Some(record) = dflow_rx.recv().await {
-            l.send(&ToAgent::DnsFlow { record }).await;
+            burst.push(ToAgent::DnsFlow { record });
+            while burst.len() < 512 {
+                match dflow_rx.try_recv() {
+                    Ok(record) => burst.push(ToAgent::DnsFlow { record }),
+                    Err(_) => break,
+                }
+            }
+            l.send_all(&burst).await;
+            burst.clear();
         }
     });
 
