@@ -83,6 +83,8 @@ pub struct Inner {
     /// Names → addresses of `fqdn`, kept in step with it so a DNS answer costs a lookup, not
     /// a walk over the whole cache.
     pub learned: LearnedNames,
+    /// `learned` the other way round: address → names (for `learn_fast`).
+    pub names_by_ip: std::collections::HashMap<std::net::IpAddr, BTreeSet<String>>,
     /// The revision's compiled `toFQDNs` selectors (for `learn_fast`).
     pub fqdn_matchers: Arc<Vec<palisade_policy::fqdn::FqdnMatcher>>,
     /// Endpoint name by address, for naming flows.
@@ -97,13 +99,23 @@ impl Inner {
 
     /// Rebuilds `learned` from the cache after the cache changed.
     fn refresh_learned(&mut self) {
-        let mut out = LearnedNames::new();
+        self.learned = LearnedNames::new();
+        self.names_by_ip.clear();
         for e in self.fqdn.entries() {
-            out.entry(normalize_name(&e.name))
-                .or_default()
-                .extend(e.ips.iter().copied());
+            let name = normalize_name(&e.name);
+            for ip in e.ips {
+                self.add_learned(&name, ip);
+            }
         }
-        self.learned = out;
+    }
+
+    /// Records that `name` (normalized) resolved to `ip`.
+    fn add_learned(&mut self, name: &str, ip: std::net::IpAddr) {
+        self.learned.entry(name.to_string()).or_default().insert(ip);
+        self.names_by_ip
+            .entry(ip)
+            .or_default()
+            .insert(name.to_string());
     }
 
     /// True when an answer carries an address not yet learned for one of its names.
@@ -164,6 +176,7 @@ impl Agent {
             endpoint_by_ip: Default::default(),
             fqdn_dirty: false,
             learned: LearnedNames::new(),
+            names_by_ip: Default::default(),
             fqdn_matchers: Arc::default(),
         };
         inner.refresh_learned();
@@ -393,8 +406,10 @@ impl Agent {
                 // What `insert` just added, without a walk over the cache: every name of the
                 // chain gets every address.
                 for n in names {
-                    let known = inner.learned.entry(normalize_name(n)).or_default();
-                    known.extend(addrs.iter().map(|(ip, _)| *ip));
+                    let n = normalize_name(n);
+                    for (ip, _) in addrs {
+                        inner.add_learned(&n, *ip);
+                    }
                 }
             }
             if new {
@@ -409,7 +424,7 @@ impl Agent {
             inner.fqdn_dirty = true;
             return Ok(());
         }
-        let n: usize = inner.learned.values().map(|s| s.len()).sum();
+        let n = inner.names_by_ip.len();
         self.metrics.fqdn_cache_ips.set(n as i64);
         let fast = if evictions {
             Fast::NotApplicable
@@ -477,7 +492,7 @@ impl Agent {
                 tracing::error!("applying FQDN expiry: {e:#}");
             }
         }
-        let n: usize = inner.learned.values().map(|s| s.len()).sum();
+        let n = inner.names_by_ip.len();
         drop(inner);
         self.metrics.fqdn_cache_ips.set(n as i64);
         self.fqdn_writer.request();

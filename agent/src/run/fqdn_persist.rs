@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::agent::{fqdn_path, Agent};
 
 /// Shortest time between the starts of two writes.
-const MIN_INTERVAL: Duration = Duration::from_millis(250);
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Handle to the writer thread; the thread ends when the agent is dropped.
 pub struct FqdnWriter {

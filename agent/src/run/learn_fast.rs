@@ -34,14 +34,10 @@ pub enum Fast {
 /// when only the full apply can tell (the identity is not allocated or not in use).
 fn identity_of(inner: &Inner, matchers: &[FqdnMatcher], ip: IpAddr) -> Result<Option<u32>, ()> {
     let engine = inner.engine.as_ref().ok_or(())?;
+    let names = inner.names_by_ip.get(&ip);
     let keys: BTreeSet<String> = matchers
         .iter()
-        .filter(|m| {
-            inner
-                .learned
-                .iter()
-                .any(|(name, ips)| ips.contains(&ip) && m.matches(name))
-        })
+        .filter(|m| names.is_some_and(|names| names.iter().any(|n| m.matches(n))))
         .map(|m| fqdn_label_key(m.selector()))
         .collect();
     if keys.is_empty() {

@@ -6,11 +6,11 @@
 //! proxies' snapshots), else re-resolve the policy of the lab topology
 //! (`lab/topologies/scenarios.yaml` with a `toFQDNs` + DNS-rule policy, as the agent's `apply`
 //! does); then ask a writer thread for
-//! the cache file (write-behind, fsync, coalesced); a repeat only marks the cache dirty, written
+//! the cache file (write-behind, fsync, at most once a second); a repeat only marks the cache dirty, written
 //! once a second. Answers arriving while one applies are applied together, as in the agent. The
 //! answer is released when `learn` returns, before the file is written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,7 @@ spec:
 struct State {
     cache: FqdnCache,
     learned: LearnedNames,
+    names_by_ip: HashMap<IpAddr, BTreeSet<String>>,
     topology: Topology,
     policies: Vec<LoadedPolicy>,
     alloc: Allocator,
@@ -71,13 +72,21 @@ impl State {
         })
     }
 
+    fn add_learned(&mut self, name: &str, ip: IpAddr) {
+        self.learned.entry(name.to_string()).or_default().insert(ip);
+        let names = self.names_by_ip.entry(ip).or_default();
+        names.insert(name.to_string());
+    }
+
     /// The agent's `apply` up to (not including) the map writes.
     fn resolve(&mut self) {
-        let mut learned = LearnedNames::new();
+        self.learned = LearnedNames::new();
+        self.names_by_ip.clear();
         for e in self.cache.entries() {
-            learned.entry(e.name).or_default().extend(e.ips);
+            for ip in e.ips {
+                self.add_learned(&e.name, ip);
+            }
         }
-        self.learned = learned;
         let engine = Engine::new(
             self.topology.clone(),
             self.policies.clone(),
@@ -110,13 +119,10 @@ impl State {
         let matchers = &self.matchers;
         let mut writes = Vec::new();
         for ip in ips {
+            let names = self.names_by_ip.get(ip);
             let keys: BTreeSet<String> = matchers
                 .iter()
-                .filter(|m| {
-                    self.learned
-                        .iter()
-                        .any(|(name, known)| known.contains(ip) && m.matches(name))
-                })
+                .filter(|m| names.is_some_and(|names| names.iter().any(|n| m.matches(n))))
                 .map(|m| fqdn_label_key(m.selector()))
                 .collect();
             let want = if keys.is_empty() {
@@ -158,6 +164,7 @@ impl AgentLikeLearner {
         let state = Arc::new(Mutex::new(State {
             cache: FqdnCache::new(Duration::ZERO),
             learned: LearnedNames::new(),
+            names_by_ip: HashMap::new(),
             topology,
             policies,
             alloc: Allocator::new(),
@@ -170,12 +177,12 @@ impl AgentLikeLearner {
         let (save, rx) = sync_channel::<()>(1);
         let (writer, path) = (state.clone(), dir.join("fqdn-cache.json"));
         std::thread::spawn(move || {
-            // As the agent's fqdn_persist: at most one write per 250 ms, requests coalesced.
+            // As the agent's fqdn_persist: at most one write a second, requests coalesced.
             while rx.recv().is_ok() {
                 let started = std::time::Instant::now();
                 let copy = lock(&writer).cache.clone();
                 copy.save(&path).expect("writing the cache file");
-                let pause = Duration::from_millis(250).saturating_sub(started.elapsed());
+                let pause = Duration::from_secs(1).saturating_sub(started.elapsed());
                 std::thread::sleep(pause);
             }
         });
@@ -235,8 +242,9 @@ fn learn_all(s: &mut State, items: Vec<LearnedAnswer>, save: &SyncSender<()>) {
             .insert(&u.endpoint, &u.names, &u.addrs, SystemTime::now());
         if new {
             for n in &u.names {
-                let known = s.learned.entry(n.clone()).or_default();
-                known.extend(u.addrs.iter().map(|(ip, _)| *ip));
+                for (ip, _) in &u.addrs {
+                    s.add_learned(n, *ip);
+                }
             }
             new_ips.extend(u.addrs.iter().map(|(ip, _)| *ip));
         }
