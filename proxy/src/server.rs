@@ -116,7 +116,11 @@ impl Proxy {
             local_addr,
             applied_tx,
         } = self;
-        let (policy_tx, policy_rx) = watch::channel(Arc::new(CompiledPolicy::default()));
+        // The snapshot in hand (one handed over by an upgraded-from process) is compiled before
+        // the first accept: compiled later, the first requests met an empty policy (500).
+        let first = snapshots.borrow().clone();
+        let first = CompiledPolicy::compile(&first).unwrap_or_default();
+        let (policy_tx, policy_rx) = watch::channel(Arc::new(first));
         let compiler = tokio::spawn(compile_loop(snapshots, policy_tx, applied_tx));
         let marks = Marks {
             ingress: config.upstream_mark_ingress,
