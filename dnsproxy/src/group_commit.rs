@@ -6,6 +6,7 @@
 //! thread takes every item queued, applies them in one go, and answers each caller. A caller's
 //! result always comes from an apply that included its item.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
@@ -22,16 +23,22 @@ pub struct GroupCommit<T, R> {
 
 impl<T: Send + 'static, R: Clone + Send + 'static> GroupCommit<T, R> {
     /// Starts the thread `name`, which runs `apply` on every batch. If the thread cannot start,
-    /// every call returns `None`.
+    /// every call returns `None`; if `apply` panics, the calls of that batch do.
     pub fn spawn(name: &str, mut apply: impl FnMut(Vec<T>) -> R + Send + 'static) -> Self {
         let (tx, rx) = mpsc::channel::<Waiting<T, R>>();
+        let thread_name = name.to_string();
         let started = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let batch = std::iter::once(first).chain(rx.try_iter().take(MAX_BATCH - 1));
                     let (items, waiting): (Vec<T>, Vec<_>) = batch.unzip();
-                    let result = apply(items);
+                    // A panic fails this batch's callers (their senders drop), not every later one.
+                    let applied = catch_unwind(AssertUnwindSafe(|| apply(items)));
+                    let Ok(result) = applied else {
+                        tracing::error!(thread = %thread_name, "apply panicked; its batch failed");
+                        continue;
+                    };
                     for w in waiting {
                         let _ = w.send(result.clone());
                     }

@@ -74,3 +74,17 @@ async fn every_call_in_a_failed_batch_gets_the_error() {
         assert_eq!(c.await.unwrap(), Some(Err("map full".to_string())));
     }
 }
+
+#[tokio::test]
+async fn a_panicking_apply_fails_its_batch_and_the_next_batch_is_applied() {
+    let gc = GroupCommit::spawn("gc-test", |items: Vec<u32>| {
+        assert!(items != [13], "unlucky");
+        items.len()
+    });
+    assert_eq!(
+        gc.submit(13).await,
+        None,
+        "the panicking batch's caller gets no result"
+    );
+    assert_eq!(gc.submit(1).await, Some(1), "the thread still applies");
+}
