@@ -214,7 +214,6 @@ impl ClusterState {
     }
 }
 
-/// The label key of a toFQDNs selector (`fqdn:api.github.com`, `fqdn:*.github.com`).
 /// Labels of the identity of a learned address: the toFQDNs selectors that select it, and, as
 /// Cilium's CIDR labels do, every policy CIDR containing it, so that `toCIDR`/`toCIDRSet` rules
 /// keep selecting an address once DNS has taught it (the ipcache's /32 wins over the prefix).
@@ -240,6 +239,7 @@ pub fn fqdn_identity_labels(
     set
 }
 
+/// The label key of a toFQDNs selector (`fqdn:api.github.com`, `fqdn:*.github.com`).
 pub fn fqdn_label_key(s: &FqdnSelector) -> String {
     s.match_name
         .clone()
