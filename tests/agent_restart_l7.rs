@@ -2,8 +2,9 @@
 //! connection and no DNS query: a keep-alive HTTP client and a DNS loop run through the whole
 //! kill–restart window and every answer is the one the policy gives.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use palisade_e2e::tools::wait_until;
 use palisade_e2e::Lab;
 
 const CLIENT: &str = "import http.client, sys, time
@@ -15,17 +16,6 @@ while time.time() < end:
         print(path, r.status, c.sock.getsockname()[1], flush=True)
     time.sleep(0.1)
 ";
-
-fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 #[test]
 fn agent_restart_drops_no_l7_connection_or_dns_query() {

@@ -4,23 +4,13 @@
 //! request gets the answer the policy gives, the old process drains and exits, and the agent
 //! then drives the new one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use palisade_e2e::tools::wait_until;
 use palisade_e2e::Lab;
 
 /// Seconds the client loops run; the upgrade happens inside this window.
 const LOOP_SECS: u64 = 8;
-
-fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 fn alive(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()

@@ -22,30 +22,14 @@ S=${PALISADE_E2E_PREFIX:-pprx}-hbench-s
 SERVER=10.77.0.2
 WORK=$(mktemp -d)
 PIDS=()
-
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del "$C" 2>/dev/null || true
-  ip netns del "$S" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+MADE=()
+source proxy/bench/netns.sh
+trap bench_cleanup EXIT
 
 cargo build --release -q -p palisade-proxy --example http_proxy
 PROXY_BIN=$PWD/target/release/examples/http_proxy
 
-ip netns add "$C"
-ip netns add "$S"
-ip link add eth0 netns "$C" type veth peer eth0 netns "$S"
-ip -n "$C" addr add 10.77.0.1/24 dev eth0
-ip -n "$S" addr add "$SERVER/24" dev eth0
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
-# Port 80 from the client goes to the palisade proxy (as the datapath's redirect would).
-ip netns exec "$S" iptables -t mangle -A PREROUTING -i eth0 -p tcp --dport 80 \
-  -j TPROXY --on-port 15001 --tproxy-mark 0x200/0xf00
-ip -n "$S" rule add fwmark 0x200/0xf00 lookup 2004 pref 9
-ip -n "$S" route add local 0.0.0.0/0 dev lo table 2004
+bench_netns "$C" "$S" 10.77.0.1 "$SERVER" 80
 
 # Backend (its own nginx, one worker) on :80 behind palisade and on :8080 for the others; nginx
 # as a proxy is a second instance on :8081 so it does not share a worker with the backend.

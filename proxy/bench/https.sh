@@ -20,20 +20,8 @@ NAME=bench.example
 WORK=$(mktemp -d)
 PIDS=()
 MADE=() # namespaces this run created: the only ones it removes
-
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for ns in "${MADE[@]}"; do ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-for ns in "$C" "$S"; do
-  if ip netns list | grep -qw "$ns"; then
-    echo "namespace $ns exists (another run of this bench?); not touching it" >&2
-    exit 1
-  fi
-done
+source proxy/bench/netns.sh
+trap bench_cleanup EXIT
 
 cargo build --release -q -p palisade-proxy --example http_proxy
 PROXY_BIN=$PWD/target/release/examples/http_proxy
@@ -51,20 +39,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
 cert backend
 cert intercept
 
-ip netns add "$C" && MADE+=("$C")
-ip netns add "$S" && MADE+=("$S")
-ip link add eth0 netns "$C" type veth peer eth0 netns "$S"
-ip -n "$C" addr add 10.78.0.1/24 dev eth0
-ip -n "$S" addr add "$SERVER/24" dev eth0
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
+bench_netns "$C" "$S" 10.78.0.1 "$SERVER" 443
 # The client resolves $NAME (so wrk and curl send it as SNI) through its namespace's hosts file.
 mkdir -p "/etc/netns/$C"
 echo "$SERVER $NAME" >"/etc/netns/$C/hosts"
-# Port 443 from the client goes to the palisade proxy (as the datapath's redirect would).
-ip netns exec "$S" iptables -t mangle -A PREROUTING -i eth0 -p tcp --dport 443 \
-  -j TPROXY --on-port 15001 --tproxy-mark 0x200/0xf00
-ip -n "$S" rule add fwmark 0x200/0xf00 lookup 2004 pref 9
-ip -n "$S" route add local 0.0.0.0/0 dev lo table 2004
 
 # Backend: its own one-worker nginx over TLS, :443 behind palisade and :8443 for the others.
 cat >"$WORK/backend.conf" <<NGINX

@@ -21,6 +21,7 @@ mod hop;
 mod ipcache;
 mod policy;
 mod response;
+mod rewind;
 mod server;
 mod snapshot;
 mod tls;

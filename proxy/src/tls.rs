@@ -9,7 +9,6 @@
 mod config;
 mod flow;
 mod originate;
-mod prefixed;
 mod serve;
 mod sni;
 

@@ -69,6 +69,11 @@ pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+/// Polls `ok` until it holds or `timeout` passes; whether it held.
+pub fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    poll(timeout, || ok().then_some(())).is_some()
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();

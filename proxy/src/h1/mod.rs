@@ -10,20 +10,19 @@
 mod chunked;
 mod head;
 mod relay;
-mod rewind;
 #[cfg(test)]
 mod tests;
 
 use crate::conn::{ClientConn, Ends};
 use crate::handler::Handler;
 use crate::policy::FlowPolicy;
+use crate::rewind::Rewind;
 use crate::upstream::Marks;
 use crate::Limits;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
-use rewind::Rewind;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;

@@ -4,11 +4,11 @@
 
 use super::flow::{FlowTls, TlsFlow};
 use super::originate::TlsOrigin;
-use super::prefixed::Prefixed;
 use super::sni::read_client_hello;
 use crate::conn::{ClientConn, Ends};
 use crate::handler::Handler;
 use crate::policy::FlowPolicy;
+use crate::rewind::Rewind;
 use crate::upstream::{connect, Marks};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -67,7 +67,7 @@ pub(crate) async fn serve(mut stream: TcpStream, ends: Ends, flow: Arc<FlowPolic
                 Err(why) => return reset(stream, ends, &why),
             };
             let accept =
-                TlsAcceptor::from(server.clone()).accept(Prefixed::new(hello.bytes, stream));
+                TlsAcceptor::from(server.clone()).accept(Rewind::new(hello.bytes.into(), stream));
             let tls_stream = match tokio::time::timeout(ctx.hello_timeout, accept).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -1,52 +1,44 @@
-//! A stream that first yields bytes already read from it (the ClientHello the SNI check
-//! consumed), then the stream itself; writes go straight through.
+//! A connection with bytes already read put back in front: hyper takes over a client connection
+//! from the HTTP/1.1 relay at a request boundary, and TLS termination starts from the
+//! ClientHello the SNI check consumed. Writes go straight through.
 
+use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// `prefix` then `inner`.
+/// `inner`, reading `pre` first.
 #[derive(Debug)]
-pub(crate) struct Prefixed<T> {
-    prefix: Vec<u8>,
-    pos: usize,
+pub(crate) struct Rewind<T> {
+    pre: Bytes,
     inner: T,
 }
 
-impl<T> Prefixed<T> {
-    /// Replays `prefix` before reading from `inner`.
-    pub(crate) fn new(prefix: Vec<u8>, inner: T) -> Prefixed<T> {
-        Prefixed {
-            prefix,
-            pos: 0,
-            inner,
-        }
+impl<T> Rewind<T> {
+    /// Reads return `pre` before anything from `inner`.
+    pub(crate) fn new(pre: Bytes, inner: T) -> Rewind<T> {
+        Rewind { pre, inner }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let rest = &self.prefix[self.pos..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            self.pos += n;
-            if self.pos == self.prefix.len() {
-                self.prefix = Vec::new();
-                self.pos = 0;
-            }
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -82,11 +74,15 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
-    async fn prefix_then_stream() {
-        let rest: &[u8] = b" world";
-        let mut io = Prefixed::new(b"hello".to_vec(), rest);
+    async fn reads_the_put_back_bytes_first() {
+        let (mut a, b) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut a, b" world")
+            .await
+            .expect("write");
+        drop(a);
+        let mut r = Rewind::new(Bytes::from_static(b"hello"), b);
         let mut out = String::new();
-        io.read_to_string(&mut out).await.unwrap();
+        r.read_to_string(&mut out).await.expect("read");
         assert_eq!(out, "hello world");
     }
 }
