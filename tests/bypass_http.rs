@@ -386,6 +386,23 @@ fn s9_table() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             )),
             "403 400 close",
         ),
+        // What the relay hands to hyper (here HTTP/1.0, Expect) is served there; a CL+TE request
+        // after it on the same connection is not answered and the connection closes: nothing
+        // smuggled reaches the server (hyper does not answer it with 400, though).
+        (
+            "CL+TE after an HTTP/1.0 keep-alive request",
+            raw(&format!(
+                "GET /public HTTP/1.0\r\n{H}Connection: keep-alive\r\n\r\nPOST /public HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            )),
+            "200 close",
+        ),
+        (
+            "CL+TE after an Expect request",
+            raw(&format!(
+                "GET /public HTTP/1.1\r\n{H}Expect: 100-continue\r\nContent-Length: 2\r\n\r\nhiPOST /public HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            )),
+            "100 200 close",
+        ),
         (
             "same Content-Length twice is one length",
             raw(&format!(
