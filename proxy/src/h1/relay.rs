@@ -539,18 +539,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
             Body::Empty => {}
             Body::Length(n) => {
                 let mut left = n;
-                let take = up
-                    .buf
-                    .len()
-                    .min(usize::try_from(left).unwrap_or(usize::MAX));
-                self.out.extend_from_slice(&up.buf[..take]);
-                up.buf.advance(take);
-                left -= take as u64;
-                while left > 0 {
-                    self.write_out().await?;
-                    if !read_more(up).await {
-                        return Ok(false);
-                    }
+                loop {
                     let take = up
                         .buf
                         .len()
@@ -558,6 +547,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Relay<'_, IO> {
                     self.out.extend_from_slice(&up.buf[..take]);
                     up.buf.advance(take);
                     left -= take as u64;
+                    if left == 0 {
+                        break;
+                    }
+                    self.write_out().await?;
+                    if !read_more(up).await {
+                        return Ok(false);
+                    }
                 }
             }
             Body::Chunked => {
