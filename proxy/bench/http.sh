@@ -23,7 +23,7 @@ SERVER=10.77.0.2
 WORK=$(mktemp -d)
 PIDS=()
 MADE=()
-source proxy/bench/netns.sh
+source proxy/bench/common.sh
 trap bench_cleanup EXIT
 
 cargo build --release -q -p palisade-proxy --example http_proxy
@@ -108,13 +108,6 @@ wait_port() { # $1 = port
   done
   echo "port $1 never answered" >&2; return 1
 }
-
-worker() { # $1 = nginx master pid -> its single worker
-  for _ in $(seq 1 50); do pgrep -P "$1" && return 0; sleep 0.1; done
-  echo "no worker under nginx $1" >&2; return 1
-}
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
 
 expect_deny() { # $1 = label, $2 = port
   local code

@@ -1,4 +1,5 @@
-# Sourced by http.sh and https.sh: the two namespaces a proxy bench runs in, and their cleanup.
+# Sourced by http.sh and https.sh: the two namespaces a proxy bench runs in, their cleanup, and
+# the process helpers both use.
 # Uses the caller's WORK (temp dir), PIDS (processes started) and MADE (namespaces created).
 
 # Client namespace $1 (address $3) and server namespace $2 (address $4) joined by a veth; TCP
@@ -32,3 +33,12 @@ bench_cleanup() {
   for ns in "${MADE[@]}"; do ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"; done
   rm -rf "$WORK"
 }
+
+# The single worker process under nginx master $1.
+worker() {
+  for _ in $(seq 1 50); do pgrep -P "$1" && return 0; sleep 0.1; done
+  echo "no worker under nginx $1" >&2; return 1
+}
+
+# User + system CPU of process $1, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
