@@ -26,8 +26,9 @@ MADE=()
 source proxy/bench/common.sh
 trap bench_cleanup EXIT
 
-cargo build --release -q -p palisade-proxy --example http_proxy
+cargo build --release -q -p palisade-proxy --example http_proxy --example relay_floor
 PROXY_BIN=$PWD/target/release/examples/http_proxy
+FLOOR_BIN=$PWD/target/release/examples/relay_floor
 
 bench_netns "$C" "$S" 10.77.0.1 "$SERVER" 80
 
@@ -157,6 +158,15 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
   echo "$1 $rps $p50 $p99 $cpu $backend $client" | tee -a "$WORK/raw"
 }
 
+# The floor: bytes copied both ways through the same transparent listener, no HTTP and no
+# policy (every request is forwarded): what any user-space proxy pays before doing its job.
+floor() {
+  local pid
+  ip netns exec "$S" "$FLOOR_BIN" 0.0.0.0:15001 >/dev/null & pid=$!
+  bench "relay-floor" 80 "$pid"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
 palisade() { # $1 = number of rules, $2 = binary (default: this tree's), $3 = label suffix
   local pid
   snapshot "$1" >"$WORK/snap.json"
@@ -180,6 +190,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   if [ -n "${BASE_BIN:-}" ]; then palisade 1 "$BASE_BIN" -base; fi
   bench "nginx" 8081 "$NGINX_W"
   bench "haproxy" 8082 "$HAPROXY"
+  floor
   palisade 100
   palisade 1000
 done
@@ -221,7 +232,8 @@ mkdir -p bench-results
   echo
   echo "| setup | req/s | p50 | p99 | CPU µs/req | backend µs/req | wrk µs/req | req/s per round |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-  for s in direct palisade-1 ${BASE_BIN:+palisade-base-1} nginx haproxy palisade-100 palisade-1000; do
+  for s in direct palisade-1 ${BASE_BIN:+palisade-base-1} nginx haproxy relay-floor palisade-100 \
+    palisade-1000; do
     median "$s" | awk -v r="$(rounds "$s")" \
       '{ printf "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, r }'
   done
@@ -235,5 +247,7 @@ mkdir -p bench-results
   echo "- palisade-1 / haproxy: $(round_ratios palisade-1 haproxy)"
   echo "- palisade-100 / palisade-1: $(round_ratios palisade-100 palisade-1)"
   echo "- palisade-1000 / palisade-1: $(round_ratios palisade-1000 palisade-1)"
+  echo "- relay-floor / nginx: $(round_ratios relay-floor nginx) (the floor: no parsing, no policy)"
+  echo "- palisade-1 / relay-floor: $(round_ratios palisade-1 relay-floor)"
 } >bench-results/http.md
 cat bench-results/http.md
