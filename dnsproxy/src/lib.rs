@@ -31,6 +31,7 @@ pub mod server;
 pub mod snapshot;
 pub mod wire;
 
+mod batch;
 mod drain;
 mod flow_out;
 mod handler;

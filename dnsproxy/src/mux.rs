@@ -7,6 +7,11 @@
 //! only if its first question is the query's (name case-insensitive, type and class exact);
 //! anything else is dropped and counted, the query keeps waiting.
 //!
+//! Queries are queued per socket and leave in one `sendmmsg` per socket when the caller calls
+//! [`UdpMux::flush`] (the UDP front end does after each batch it reads); readers take answers
+//! with `recvmmsg` and call the batch-end hook ([`UdpMux::on_batch_end`]) after each batch, so
+//! the front end can send the answers in batches too.
+//!
 //! Spoofing: an off-path attacker must hit an open port and a pending ID. With `SOCKETS` ports
 //! holding `P` pending queries between them, a blind answer hits with probability
 //! `P / (ports × 65536)`, the same as with one random port per pending query. Sockets are
@@ -24,6 +29,7 @@ use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 use tokio::time::{timeout_at, Instant};
 
+use crate::batch::{self, RecvBatch};
 use crate::question;
 use crate::sockets;
 use crate::upstream::MAX_MESSAGE;
@@ -54,6 +60,9 @@ pub struct Reply {
 /// the socket's reader task, so it must not block; it may spawn.
 pub type Done = Box<dyn FnOnce(io::Result<Reply>) + Send>;
 
+/// Called by a reader after it has handed out each batch of answers.
+pub type BatchEnd = Arc<dyn Fn() + Send + Sync>;
+
 struct Waiter {
     client_id: u16,
     /// The query's bytes up to the end of the first question.
@@ -70,16 +79,34 @@ struct Pending {
     closed: bool,
 }
 
+/// Queries waiting for [`UdpMux::flush`]: their bytes back to back, IDs already rewritten.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// Start, end and ID of each query in `bytes`.
+    msgs: Vec<(usize, usize, u16)>,
+}
+
 struct Conn {
     sock: UdpSocket,
     pending: Mutex<Pending>,
+    outbox: Mutex<Outbox>,
     born: Instant,
     used: AtomicU64,
     /// Replaced in its pool: takes no new queries, its reader stops once none wait.
     retired: AtomicBool,
+    /// Called after completing queries outside the caller's sight (reader, sweep, late send).
+    batch_end: Option<BatchEnd>,
 }
 
 impl Conn {
+    /// Lets the front end send what the queries just completed queued.
+    fn batch_ended(&self) {
+        if let Some(f) = &self.batch_end {
+            f();
+        }
+    }
+
     fn due(&self) -> bool {
         self.born.elapsed() >= ROTATE_AFTER || self.used.load(Ordering::Relaxed) >= ROTATE_QUERIES
     }
@@ -96,6 +123,9 @@ pub struct UdpMux {
     mark: u32,
     pools: Mutex<HashMap<SocketAddr, Pool>>,
     readers: Mutex<Vec<AbortHandle>>,
+    /// Sockets with queries in their outbox.
+    dirty: Mutex<Vec<Arc<Conn>>>,
+    batch_end: Mutex<Option<BatchEnd>>,
     ids: RandomState,
     counter: AtomicU64,
     /// Datagrams dropped because no pending query has their ID and question.
@@ -111,6 +141,8 @@ impl UdpMux {
             mark,
             pools: Mutex::default(),
             readers: Mutex::default(),
+            dirty: Mutex::default(),
+            batch_end: Mutex::default(),
             ids: RandomState::new(),
             counter: AtomicU64::new(0),
             mismatched,
@@ -124,9 +156,15 @@ impl UdpMux {
         self.spawned.load(Ordering::Relaxed)
     }
 
-    /// Sends `packet` (its first question ends at `question_end`, its name at `name_end`) to
-    /// `resolver` under a fresh ID; `done` gets the matching answer, or an error once `deadline`
-    /// has passed (checked every `SWEEP`) or when sending fails.
+    /// Sets what readers call after each batch of answers (readers started later get it).
+    pub fn on_batch_end(&self, f: BatchEnd) {
+        *lock(&self.batch_end) = Some(f);
+    }
+
+    /// Queues `packet` (its first question ends at `question_end`, its name at `name_end`) for
+    /// `resolver` under a fresh ID, sent by the next [`UdpMux::flush`]; `done` gets the matching
+    /// answer, or an error once `deadline` has passed (checked every `SWEEP`) or when sending
+    /// fails.
     pub fn send(
         &self,
         packet: &[u8],
@@ -164,19 +202,22 @@ impl UdpMux {
             drop(pending);
             break (conn, id);
         };
-        let mut out = packet.to_vec();
-        question::set_id(&mut out, id);
-        match conn.sock.try_send(&out) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Socket buffer full: wait for room without holding up the caller.
-                tokio::spawn(async move {
-                    if let Err(e) = conn.sock.send(&out).await {
-                        fail(&conn, id, e);
-                    }
-                });
-            }
-            Err(e) => fail(&conn, id, e),
+        let mut outbox = lock(&conn.outbox);
+        if outbox.msgs.is_empty() {
+            lock(&self.dirty).push(conn.clone());
+        }
+        let start = outbox.bytes.len();
+        outbox.bytes.extend_from_slice(packet);
+        let end = outbox.bytes.len();
+        question::set_id(&mut outbox.bytes[start..end], id);
+        outbox.msgs.push((start, end, id));
+    }
+
+    /// Sends every queued query, one `sendmmsg` per socket (more only past `BATCH` queries).
+    pub fn flush(&self) {
+        let conns = std::mem::take(&mut *lock(&self.dirty));
+        for conn in conns {
+            flush_conn(&conn);
         }
     }
 
@@ -195,6 +236,7 @@ impl UdpMux {
             let _ = tx.send(r);
         });
         self.send(packet, name_end, question_end, resolver, deadline, done);
+        self.flush();
         rx.await
             .unwrap_or_else(|_| Err(io::Error::other("upstream socket closed")))
     }
@@ -240,9 +282,11 @@ impl UdpMux {
         let conn = Arc::new(Conn {
             sock: sockets::upstream_udp_std(resolver, self.mark)?,
             pending: Mutex::default(),
+            outbox: Mutex::default(),
             born: Instant::now(),
             used: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            batch_end: lock(&self.batch_end).clone(),
         });
         self.spawned.fetch_add(1, Ordering::Relaxed);
         let task = tokio::spawn(read_answers(conn.clone(), self.mismatched.clone()));
@@ -260,12 +304,62 @@ impl UdpMux {
             h.abort();
         }
         lock(&self.pools).clear();
+        lock(&self.dirty).clear();
+        *lock(&self.batch_end) = None;
     }
 }
 
 impl Drop for UdpMux {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Sends a socket's queued queries; a full socket buffer leaves the rest to a task that waits
+/// for room, a failed send fails that query only.
+fn flush_conn(conn: &Arc<Conn>) {
+    let mut out = std::mem::take(&mut *lock(&conn.outbox));
+    let msgs: Vec<(&[u8], Option<SocketAddr>)> = out
+        .msgs
+        .iter()
+        .map(|&(start, end, _)| (&out.bytes[start..end], None))
+        .collect();
+    let mut at = 0;
+    while at < msgs.len() {
+        match batch::send_now(&conn.sock, &msgs[at..]) {
+            Ok(n) => {
+                at += n;
+                break;
+            }
+            Err((n, e)) => {
+                fail(conn, out.msgs[at + n].2, e);
+                at += n + 1;
+            }
+        }
+    }
+    if at < msgs.len() {
+        // Socket buffer full: wait for room without holding up the caller.
+        let rest: Vec<(Vec<u8>, u16)> = out.msgs[at..]
+            .iter()
+            .map(|&(start, end, id)| (out.bytes[start..end].to_vec(), id))
+            .collect();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            for (bytes, id) in rest {
+                if let Err(e) = conn.sock.send(&bytes).await {
+                    fail(&conn, id, e);
+                    conn.batch_ended();
+                }
+            }
+        });
+    }
+    drop(msgs);
+    // Give the buffers back (keeping their room) unless new queries arrived meanwhile.
+    out.bytes.clear();
+    out.msgs.clear();
+    let mut outbox = lock(&conn.outbox);
+    if outbox.msgs.is_empty() {
+        *outbox = out;
     }
 }
 
@@ -277,8 +371,8 @@ fn fail(conn: &Conn, id: u16, e: io::Error) {
     }
 }
 
-/// Completes every query past its deadline with a timeout.
-fn sweep(conn: &Conn) {
+/// Completes every query past its deadline with a timeout; true if there were any.
+fn sweep(conn: &Conn) -> bool {
     let now = Instant::now();
     let expired: Vec<Waiter> = {
         let mut pending = lock(&conn.pending);
@@ -292,22 +386,27 @@ fn sweep(conn: &Conn) {
             .filter_map(|id| pending.waiters.remove(id))
             .collect()
     };
+    let any = !expired.is_empty();
     for w in expired {
         (w.done)(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "upstream timeout",
         )));
     }
+    any
 }
 
-/// Hands each datagram to its waiter. A retired socket (no longer in its pool: only the reader
-/// holds it besides in-flight queries) stops once nothing waits on it, or after `DRAIN`.
+/// Hands each datagram to its waiter, then calls the batch-end hook once per batch (and after
+/// a sweep). A retired socket (no longer in its pool: only the reader holds it besides in-flight
+/// queries) stops once nothing waits on it, or after `DRAIN`.
 async fn read_answers(conn: Arc<Conn>, mismatched: Arc<AtomicU64>) {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut batch = RecvBatch::new(MAX_MESSAGE, false);
     let mut next_sweep = Instant::now() + SWEEP;
     loop {
         if Instant::now() >= next_sweep {
-            sweep(&conn);
+            if sweep(&conn) {
+                conn.batch_ended();
+            }
             next_sweep = Instant::now() + SWEEP;
         }
         if conn.retired.load(Ordering::Relaxed) {
@@ -319,40 +418,50 @@ async fn read_answers(conn: Arc<Conn>, mismatched: Arc<AtomicU64>) {
                 for w in left {
                     (w.done)(Err(io::Error::other("upstream socket retired")));
                 }
+                conn.batch_ended();
                 return;
             }
         }
-        let n = match timeout_at(next_sweep, conn.sock.recv(&mut buf)).await {
+        let n = match timeout_at(next_sweep, batch.recv(&conn.sock)).await {
             Err(_) => continue,
             Ok(Ok(n)) => n,
             // ICMP errors (port unreachable) surface here; queries time out on their own.
             Ok(Err(_)) => continue,
         };
         let received = Instant::now();
-        let msg = &mut buf[..n];
-        let Some(id) = question::id_of(msg) else {
-            mismatched.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let waiter = {
-            let mut pending = lock(&conn.pending);
-            match pending.waiters.get(&id) {
-                Some(w) if question::reply_matches(&w.question, w.name_end, msg) => {
-                    pending.waiters.remove(&id)
-                }
-                _ => None,
+        for i in 0..n {
+            let msg = batch.get_mut(i);
+            if !hand_over(&conn, msg, received) {
+                mismatched.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        let Some(w) = waiter else {
-            mismatched.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        question::set_id(msg, w.client_id);
-        (w.done)(Ok(Reply {
-            bytes: msg.to_vec(),
-            received,
-        }));
+        }
+        conn.batch_ended();
     }
+}
+
+/// Completes the pending query `msg` answers (restoring the client's ID); false if none does.
+fn hand_over(conn: &Conn, msg: &mut [u8], received: Instant) -> bool {
+    let Some(id) = question::id_of(msg) else {
+        return false;
+    };
+    let waiter = {
+        let mut pending = lock(&conn.pending);
+        match pending.waiters.get(&id) {
+            Some(w) if question::reply_matches(&w.question, w.name_end, msg) => {
+                pending.waiters.remove(&id)
+            }
+            _ => None,
+        }
+    };
+    let Some(w) = waiter else {
+        return false;
+    };
+    question::set_id(msg, w.client_id);
+    (w.done)(Ok(Reply {
+        bytes: msg.to_vec(),
+        received,
+    }));
+    true
 }
 
 impl Conn {

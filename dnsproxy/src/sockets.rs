@@ -1,16 +1,11 @@
 //! Socket setup: transparent listeners, marked upstream sockets, reply sockets bound to the
-//! resolver's address, and `recvmsg` with `IP_RECVORIGDSTADDR`. All the socket options live here.
+//! resolver's address. All the socket options live here (receiving is in `batch`).
 
 use std::io;
-use std::io::IoSliceMut;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use nix::sys::socket::{
-    cmsg_space, recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
-};
+use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 fn domain_of(addr: &SocketAddr) -> Domain {
@@ -91,69 +86,6 @@ pub fn reply_udp(resolver: SocketAddr) -> io::Result<UdpSocket> {
     s.set_nonblocking(true)?;
     s.bind(&resolver.into())?;
     UdpSocket::from_std(s.into())
-}
-
-/// One received datagram: length, client address and original destination (if reported).
-pub struct Datagram {
-    /// Bytes received.
-    pub len: usize,
-    /// Sender.
-    pub src: SocketAddr,
-    /// Original destination from `IP_RECVORIGDSTADDR`.
-    pub orig_dst: Option<SocketAddr>,
-}
-
-/// Receives one datagram with its original destination address.
-pub async fn recv_with_orig_dst(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    sock.async_io(Interest::READABLE, || recv_once(sock, buf))
-        .await
-}
-
-fn recv_once(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    // Room for one IP(V6)_ORIGDSTADDR message of either family.
-    let mut cmsg = vec![0u8; cmsg_space::<nix::libc::sockaddr_in6>()];
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_TRUNC,
-    )
-    .map_err(nix_err)?;
-    let src = msg
-        .address
-        .as_ref()
-        .and_then(storage_to_std)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram without source"))?;
-    let mut orig_dst = None;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            match c {
-                ControlMessageOwned::Ipv4OrigDstAddr(a) => {
-                    let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                    orig_dst = Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into());
-                }
-                ControlMessageOwned::Ipv6OrigDstAddr(a) => {
-                    let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-                    orig_dst = Some(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), 0, 0).into());
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(Datagram {
-        len: msg.bytes,
-        src,
-        orig_dst,
-    })
-}
-
-fn storage_to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = s.as_sockaddr_in() {
-        return Some(SocketAddrV4::new(v4.ip(), v4.port()).into());
-    }
-    s.as_sockaddr_in6()
-        .map(|v6| SocketAddrV6::new(v6.ip(), v6.port(), 0, 0).into())
 }
 
 /// Unmaps `::ffff:a.b.c.d` so policy lookups see the IPv4 address.

@@ -1,5 +1,8 @@
 //! UDP front end: receive on the transparent socket, decide, forward through the multiplexer,
-//! answer from a socket bound to the original resolver address.
+//! answer from a socket bound to the original resolver address. Datagrams move in batches
+//! (`recvmmsg` / `sendmmsg`): each batch of queries read is decided, then the multiplexer sends
+//! the allowed ones and the answers made here (REFUSED, FORMERR) leave together; answers from
+//! upstream are queued by the multiplexer's readers and leave after each batch they read.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,6 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::batch::{self, RecvBatch};
 use crate::flow::Transport;
 use crate::handler::{Addrs, Begin, Forward, Release, Shared};
 use crate::mux::{Done, Reply};
@@ -27,53 +31,76 @@ pub async fn serve(
     let out = Arc::new(Out {
         listener: sock,
         replies: ReplySockets::default(),
+        queue: Mutex::default(),
     });
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let flusher = out.clone();
+    shared.mux.on_batch_end(Arc::new(move || flusher.flush()));
+    let mut batch = RecvBatch::new(MAX_MESSAGE, true);
     loop {
-        let dg = match sockets::recv_with_orig_dst(&out.listener, &mut buf).await {
-            Ok(d) => d,
+        let n = match batch.recv(&out.listener).await {
+            Ok(n) => n,
             // ICMP errors from earlier sends surface here; they are not fatal for a listener.
             Err(e) if is_transient(&e) => continue,
             Err(e) => return Err(e),
         };
-        shared.stats.queries.fetch_add(1, Ordering::Relaxed);
-        let Some(orig) = dg.orig_dst else {
-            tracing::warn!(src = %dg.src, "UDP datagram without original destination; dropped");
-            continue;
-        };
-        let addrs = Addrs {
-            src: sockets::canonical(dg.src),
-            resolver: sockets::canonical(orig),
-            transport: Transport::Udp,
-        };
-        let packet = &buf[..dg.len.min(buf.len())];
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            if let Some(reply) = shared.overloaded(packet, addrs) {
-                out.send(reply, addrs);
-            }
-            continue;
-        };
-        let fwd = match shared.begin(packet, addrs) {
-            Begin::Reply(reply) => {
-                if let Some(reply) = reply {
-                    out.send(reply, addrs);
-                }
+        for i in 0..n {
+            let (packet, meta) = batch.get(i);
+            shared.stats.queries.fetch_add(1, Ordering::Relaxed);
+            let Some(src) = meta.src else {
+                tracing::warn!("UDP datagram without source address; dropped");
                 continue;
-            }
-            Begin::Forward(fwd) => fwd,
-        };
-        let q = fwd.query.question();
-        let (name_end, end) = (q.name_end, q.end());
-        let deadline = Instant::now() + shared.config.upstream_timeout;
-        let (sh, o) = (shared.clone(), out.clone());
-        let done: Done = Box::new(move |answer| complete(sh, o, fwd, permit, answer));
-        shared
-            .mux
-            .send(packet, name_end, end, addrs.resolver, deadline, done);
+            };
+            let Some(orig) = meta.orig_dst else {
+                tracing::warn!(src = %src, "UDP datagram without original destination; dropped");
+                continue;
+            };
+            let addrs = Addrs {
+                src: sockets::canonical(src),
+                resolver: sockets::canonical(orig),
+                transport: Transport::Udp,
+            };
+            query(&shared, &out, &limit, packet, addrs);
+        }
+        shared.mux.flush();
+        out.flush();
     }
 }
 
-/// Runs on a multiplexer reader task when the answer (or the failure) is in.
+/// Decides one query: answered at once (queued in `out`) or queued in the multiplexer.
+fn query(
+    shared: &Arc<Shared>,
+    out: &Arc<Out>,
+    limit: &Arc<Semaphore>,
+    packet: &[u8],
+    addrs: Addrs,
+) {
+    let Ok(permit) = limit.clone().try_acquire_owned() else {
+        if let Some(reply) = shared.overloaded(packet, addrs) {
+            out.queue(reply, addrs);
+        }
+        return;
+    };
+    let fwd = match shared.begin(packet, addrs) {
+        Begin::Reply(reply) => {
+            if let Some(reply) = reply {
+                out.queue(reply, addrs);
+            }
+            return;
+        }
+        Begin::Forward(fwd) => fwd,
+    };
+    let q = fwd.query.question();
+    let (name_end, end) = (q.name_end, q.end());
+    let deadline = Instant::now() + shared.config.upstream_timeout;
+    let (sh, o) = (shared.clone(), out.clone());
+    let done: Done = Box::new(move |answer| complete(sh, o, fwd, permit, answer));
+    shared
+        .mux
+        .send(packet, name_end, end, addrs.resolver, deadline, done);
+}
+
+/// Runs on a multiplexer reader task when the answer (or the failure) is in; the answer is
+/// queued and leaves when the reader ends its batch.
 fn complete(
     shared: Arc<Shared>,
     out: Arc<Out>,
@@ -90,49 +117,87 @@ fn complete(
         Release::Now(reply) => {
             drop(permit);
             if let Some(reply) = reply {
-                out.send(reply, addrs);
+                out.queue(reply, addrs);
             }
         }
         Release::AfterLearn(learning) => {
             tokio::spawn(async move {
                 let _permit = permit;
                 if let Some(reply) = shared.release_after_learn(learning).await {
-                    out.send(reply, addrs);
+                    out.queue(reply, addrs);
+                    out.flush();
                 }
             });
         }
     }
 }
 
-/// The listener and the reply sockets.
+/// The listener, the reply sockets and the answers waiting for [`Out::flush`].
 struct Out {
     listener: UdpSocket,
     replies: ReplySockets,
+    queue: Mutex<Vec<(Vec<u8>, Addrs)>>,
 }
 
 impl Out {
-    /// Sends from the resolver's own address without waiting (a task waits if the socket buffer
+    /// Queues an answer for the next [`Out::flush`].
+    fn queue(&self, reply: Vec<u8>, addrs: Addrs) {
+        lock(&self.queue).push((reply, addrs));
+    }
+
+    /// Sends the queued answers from their resolver's own address without waiting, one
+    /// `sendmmsg` per run of answers from the same resolver (a task waits if the socket buffer
     /// is full); falls back to the listener (wrong source) when no reply socket can be made.
-    fn send(self: &Arc<Self>, reply: Vec<u8>, addrs: Addrs) {
-        let sock = match self.replies.get(addrs.resolver) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(resolver = %addrs.resolver, src = %addrs.src, error = %e,
-                    "cannot answer from the resolver address; answering from the listener");
-                let _ = self.listener.try_send_to(&reply, addrs.src);
-                return;
+    fn flush(&self) {
+        let queued = std::mem::take(&mut *lock(&self.queue));
+        for run in queued.chunk_by(|a, b| a.1.resolver == b.1.resolver) {
+            let resolver = run[0].1.resolver;
+            let sock = match self.replies.get(resolver) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(resolver = %resolver, error = %e,
+                        "cannot answer from the resolver address; answering from the listener");
+                    for (reply, addrs) in run {
+                        let _ = self.listener.try_send_to(reply, addrs.src);
+                    }
+                    continue;
+                }
+            };
+            let msgs: Vec<(&[u8], Option<SocketAddr>)> = run
+                .iter()
+                .map(|(reply, addrs)| (reply.as_slice(), Some(addrs.src)))
+                .collect();
+            let mut at = 0;
+            while at < msgs.len() {
+                match batch::send_now(&sock, &msgs[at..]) {
+                    Ok(n) => {
+                        at += n;
+                        break;
+                    }
+                    Err((n, e)) => {
+                        tracing::debug!(src = %run[at + n].1.src, error = %e,
+                            "cannot send DNS answer");
+                        at += n + 1;
+                    }
+                }
             }
-        };
-        match sock.try_send_to(&reply, addrs.src) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            if at < msgs.len() {
+                let rest: Vec<(Vec<u8>, SocketAddr)> = run[at..]
+                    .iter()
+                    .map(|(reply, addrs)| (reply.clone(), addrs.src))
+                    .collect();
                 tokio::spawn(async move {
-                    let _ = sock.send_to(&reply, addrs.src).await;
+                    for (reply, src) in rest {
+                        let _ = sock.send_to(&reply, src).await;
+                    }
                 });
             }
-            Err(e) => tracing::debug!(src = %addrs.src, error = %e, "cannot send DNS answer"),
-            Ok(_) => {}
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
