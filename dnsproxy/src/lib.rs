@@ -39,6 +39,7 @@ mod inflight;
 mod learning;
 mod mux;
 mod question;
+mod records;
 mod refresh;
 mod sockets;
 mod tcp;

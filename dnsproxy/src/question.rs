@@ -73,20 +73,28 @@ fn read_name(buf: &[u8], mut at: usize) -> Option<(String, usize)> {
         if len > 63 || at + len - start > MAX_NAME {
             return None; // pointer, reserved label type, or over-long name
         }
-        for &b in buf.get(at..at + len)? {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                name.push(char::from(b.to_ascii_lowercase()));
-            } else {
-                name.push_str(&format!("\\{b:03}"));
-            }
-        }
-        name.push('.');
+        push_label(&mut name, buf.get(at..at + len)?);
         at += len;
     }
     if name.is_empty() {
         name.push('.');
     }
     Some((name, at))
+}
+
+/// Appends one label and its dot: `[A-Za-z0-9_-]` lower-cased, any other byte as `\DDD`.
+pub(crate) fn push_label(name: &mut String, label: &[u8]) {
+    for &b in label {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            name.push(char::from(b.to_ascii_lowercase()));
+        } else {
+            name.push('\\');
+            for digit in [b / 100, b / 10 % 10, b % 10] {
+                name.push(char::from(b'0' + digit));
+            }
+        }
+    }
+    name.push('.');
 }
 
 /// True when `reply` is a response whose first question equals the query's (`question` is the

@@ -1,15 +1,15 @@
 //! DNS wire format: the one module that talks to hickory-proto, so an upgrade touches one file.
 //! Parses queries, builds REFUSED / NXDOMAIN / SERVFAIL / FORMERR answers, matches upstream
-//! replies to their query and extracts learned addresses along the CNAME chain.
+//! replies to their query and extracts learned addresses along the CNAME chain (the hot path
+//! reads the wire itself: `question` for queries, `records` for answers).
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
-use hickory_proto::rr::{DNSClass, RData, RecordType};
-use palisade_policy::fqdn::normalize_name;
+use hickory_proto::rr::RecordType;
 
 use crate::question::{self, Question, Unreadable};
+use crate::records::{self, Answer, Data};
 
 /// Size of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -158,9 +158,10 @@ pub fn parse_answer(query: &Query, buf: &[u8]) -> Option<AnswerInfo> {
     answer_of(&query.qname, buf)
 }
 
-/// Decodes a reply already matched to its query. Only a NOERROR reply with answers is decoded in
-/// full (for its addresses); any other keeps the bytes unread and reports just the rcode.
-/// `None` when a reply that needs decoding does not decode.
+/// Decodes a reply already matched to its query. Only a NOERROR reply with answers is read in
+/// full (for its addresses, straight from the wire: see [`crate::records`]); any other keeps the
+/// bytes unread and reports just the rcode. `None` when a reply that needs reading does not
+/// decode.
 pub fn answer_of(qname: &str, buf: &[u8]) -> Option<AnswerInfo> {
     let ancount = buf
         .get(6..8)
@@ -172,49 +173,36 @@ pub fn answer_of(qname: &str, buf: &[u8]) -> Option<AnswerInfo> {
             addrs: Vec::new(),
         });
     }
-    let msg = Message::from_vec(buf).ok()?;
-    Some(answer_info(qname, &msg))
+    let answer = records::read(buf)?;
+    Some(answer_info(qname, &answer))
 }
 
 /// Follows the CNAME chain from `qname` through the answer section and collects addresses.
-fn answer_info(qname: &str, msg: &Message) -> AnswerInfo {
+fn answer_info(qname: &str, answer: &Answer) -> AnswerInfo {
     let mut names = vec![qname.to_string()];
-    let mut seen: HashSet<String> = names.iter().cloned().collect();
-    let mut current = qname.to_string();
     for _ in 0..MAX_CNAME_HOPS {
-        let next = msg.answers.iter().find_map(|r| match &r.data {
-            RData::CNAME(target) if normalize_name(&r.name.to_ascii()) == current => {
-                Some(normalize_name(&target.0.to_ascii()))
-            }
+        let current = &names[names.len() - 1];
+        let next = answer.records.iter().find_map(|(owner, data)| match data {
+            Data::Cname(target) if owner == current => Some(target),
             _ => None,
         });
         match next {
-            Some(n) if seen.insert(n.clone()) => {
-                names.push(n.clone());
-                current = n;
-            }
+            Some(n) if !names.contains(n) => names.push(n.clone()),
             _ => break, // end of chain, or a loop
         }
     }
     let mut addrs: Vec<(IpAddr, u32)> = Vec::new();
-    for r in &msg.answers {
-        if r.dns_class != DNSClass::IN {
-            continue;
-        }
-        let ip = match &r.data {
-            RData::A(a) => IpAddr::V4(a.0),
-            RData::AAAA(a) => IpAddr::V6(a.0),
-            _ => continue,
-        };
-        if !seen.contains(&normalize_name(&r.name.to_ascii())) {
+    for (owner, data) in &answer.records {
+        let Data::Addr(ip, ttl) = data else { continue };
+        if !names.contains(owner) {
             continue; // an address for a name outside the chain is not an answer to qname
         }
-        if !addrs.iter().any(|(a, _)| *a == ip) {
-            addrs.push((ip, r.ttl));
+        if !addrs.iter().any(|(a, _)| a == ip) {
+            addrs.push((*ip, *ttl));
         }
     }
     AnswerInfo {
-        rcode: u16::from(msg.metadata.response_code),
+        rcode: answer.rcode,
         names,
         addrs,
     }
