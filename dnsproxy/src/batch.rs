@@ -59,25 +59,30 @@ impl RecvBatch {
     /// Receives without waiting (`WouldBlock` when nothing is queued).
     fn recv_now(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.metas.clear();
-        // Fresh headers per call: the kernel shrinks each header's control length to what it
-        // wrote, and nix does not reset it, so reused headers would lose the address later.
-        let cmsg = self
-            .orig_dst
-            .then(|| vec![0u8; cmsg_space::<nix::libc::sockaddr_in6>()]);
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, cmsg);
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
             .buf
             .chunks_mut(self.slot)
             .map(|c| [IoSliceMut::new(c)])
             .collect();
-        let results = recvmmsg(
-            sock.as_raw_fd(),
-            &mut headers,
-            iovs.iter_mut(),
-            MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT,
-            None,
-        )
-        .map_err(nix_err)?;
+        let flags = MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT;
+        let fd = sock.as_raw_fd();
+        if !self.orig_dst {
+            // Connected socket: no addresses, no control messages (and no room made for them).
+            let mut headers = MultiHeaders::<()>::preallocate(BATCH, None);
+            let results =
+                recvmmsg(fd, &mut headers, iovs.iter_mut(), flags, None).map_err(nix_err)?;
+            self.metas.extend(results.map(|msg| Meta {
+                len: msg.bytes,
+                src: None,
+                orig_dst: None,
+            }));
+            return Ok(self.metas.len());
+        }
+        // Fresh headers per call: the kernel shrinks each header's control length to what it
+        // wrote, and nix does not reset it, so reused headers would lose the address later.
+        let cmsg = vec![0u8; cmsg_space::<nix::libc::sockaddr_in6>()];
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(cmsg));
+        let results = recvmmsg(fd, &mut headers, iovs.iter_mut(), flags, None).map_err(nix_err)?;
         for msg in results {
             let mut orig_dst = None;
             if let Ok(cmsgs) = msg.cmsgs() {

@@ -20,7 +20,7 @@ use crate::learner::{FqdnLearner, LearnedAnswer};
 use crate::learning::Learned;
 use crate::mux::UdpMux;
 use crate::policy::{CompiledPolicy, Decision};
-use crate::refresh::{LearnFilter, Need};
+use crate::refresh::{AnswerRef, LearnFilter, Need};
 use crate::server::DnsProxyStats;
 use crate::upstream::Upstream;
 use crate::wire::{self, rcode, Parsed, Query};
@@ -167,8 +167,7 @@ impl Shared {
     pub fn upstream_failed(&self, fwd: Box<Forward>, e: &io::Error) -> Option<Vec<u8>> {
         tracing::debug!(resolver = %fwd.addrs.resolver, qname = %fwd.query.qname, error = %e,
             "upstream failed");
-        let o = self.servfail(&fwd, None, None);
-        self.finish(o, fwd.addrs, fwd.time, fwd.start)
+        self.servfail(fwd, None, None)
     }
 
     /// Decodes a matched answer; releases it unless the maps may lack one of its addresses.
@@ -179,34 +178,43 @@ impl Shared {
             return Release::Now(self.upstream_failed(fwd, &e));
         };
         if info.rcode == rcode::NOERROR && !info.addrs.is_empty() {
-            let update = LearnedAnswer {
+            let seen = AnswerRef {
+                source: fwd.addrs.src.ip(),
+                endpoint: &fwd.endpoint,
+                qname: &fwd.query.qname,
+                names: &info.names,
+                addrs: &info.addrs,
+            };
+            // The answer's arrival is "now" closely enough for a margin of a second, and saves
+            // reading the clock again per answer.
+            let need = self.refresh.check(&fwd.policy, seen, received);
+            if need != Need::Block {
+                self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            // Only an answer that calls the learner needs an update of its own.
+            let update = || LearnedAnswer {
                 endpoint: fwd.endpoint.clone(),
                 source: fwd.addrs.src.ip(),
                 qname: fwd.query.qname.clone(),
                 names: info.names,
                 addrs: info.addrs,
             };
-            match self.refresh.check(&fwd.policy, &update, Instant::now()) {
+            match need {
                 Need::Block => {
+                    let update = update();
                     return Release::AfterLearn(Box::new(Learning {
                         fwd,
                         bytes,
                         rcode: info.rcode,
                         update,
                         received,
-                    }))
+                    }));
                 }
-                Need::Refresh => {
-                    self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
-                    self.refresh_in_background(update);
-                }
-                Need::Skip => {
-                    self.stats.learn_skipped.fetch_add(1, Ordering::Relaxed);
-                }
+                Need::Refresh => self.refresh_in_background(update()),
+                Need::Skip => {}
             }
         }
-        let o = self.forwarded(&fwd, bytes, info.rcode, None, received);
-        Release::Now(self.finish(o, fwd.addrs, fwd.time, fwd.start))
+        Release::Now(self.forwarded(fwd, bytes, info.rcode, None, received))
     }
 
     /// Waits for the learner (at most `learn_timeout`), then releases the answer (SERVFAIL if
@@ -219,13 +227,12 @@ impl Shared {
             update,
             received,
         } = *l;
-        let o = match self.learn_blocking(update).await {
-            Learned::Failed(latency) => self.servfail(&fwd, Some(latency), Some(received)),
+        match self.learn_blocking(update).await {
+            Learned::Failed(latency) => self.servfail(fwd, Some(latency), Some(received)),
             Learned::Done(latency) | Learned::TimedOut(latency) => {
-                self.forwarded(&fwd, bytes, rcode, Some(latency), received)
+                self.forwarded(fwd, bytes, rcode, Some(latency), received)
             }
-        };
-        self.finish(o, fwd.addrs, fwd.time, fwd.start)
+        }
     }
 
     /// Handles one client message start to end (the TCP front end); returns the answer to send.
@@ -270,37 +277,63 @@ impl Shared {
         self.finish(outcome, addrs, time, start)
     }
 
+    /// Releases the resolver's answer; the query's strings move into the flow record.
     fn forwarded(
         &self,
-        fwd: &Forward,
+        fwd: Box<Forward>,
         bytes: Vec<u8>,
         code: u16,
         learn_latency: Option<Duration>,
         received: Instant,
-    ) -> Outcome {
-        Outcome {
+    ) -> Option<Vec<u8>> {
+        let Forward {
+            query,
+            addrs,
+            endpoint,
+            time,
+            start,
+            ..
+        } = *fwd;
+        let o = Outcome {
             reply: Some(bytes),
-            endpoint: Some(fwd.endpoint.clone()),
+            endpoint: Some(endpoint),
             verdict: Verdict::Forwarded,
             learn_latency,
             release_latency: Some(received.elapsed()),
-            ..base(&fwd.query, Some(code))
-        }
+            qname: query.qname,
+            qtype: query.qtype,
+            rcode: Some(code),
+        };
+        self.finish(o, addrs, time, start)
     }
 
+    /// Answers SERVFAIL in place of the resolver's answer.
     fn servfail(
         &self,
-        fwd: &Forward,
+        fwd: Box<Forward>,
         learn_latency: Option<Duration>,
         received: Option<Instant>,
-    ) -> Outcome {
-        Outcome {
-            reply: Some(fwd.query.error_answer(rcode::SERVFAIL)),
-            endpoint: Some(fwd.endpoint.clone()),
+    ) -> Option<Vec<u8>> {
+        let reply = fwd.query.error_answer(rcode::SERVFAIL);
+        let Forward {
+            query,
+            addrs,
+            endpoint,
+            time,
+            start,
+            ..
+        } = *fwd;
+        let o = Outcome {
+            reply: Some(reply),
+            endpoint: Some(endpoint),
+            verdict: Verdict::Error,
             learn_latency,
             release_latency: received.map(|r| r.elapsed()),
-            ..base(&fwd.query, Some(rcode::SERVFAIL))
-        }
+            qname: query.qname,
+            qtype: query.qtype,
+            rcode: Some(rcode::SERVFAIL),
+        };
+        self.finish(o, addrs, time, start)
     }
 
     fn finish(

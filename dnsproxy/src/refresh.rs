@@ -55,8 +55,35 @@ struct Seen {
 struct State {
     revision: u64,
     entries: usize,
-    /// (source, endpoint) → qname → last successful learn.
-    seen: HashMap<(IpAddr, String), HashMap<String, Seen>>,
+    /// source → endpoint → qname → last successful learn (nested, so a lookup borrows its keys).
+    seen: HashMap<IpAddr, HashMap<String, HashMap<String, Seen>>>,
+}
+
+/// An answer as [`LearnFilter::check`] sees it: borrowed, so classifying allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerRef<'a> {
+    /// The endpoint's source address.
+    pub source: IpAddr,
+    /// Name of the endpoint that asked.
+    pub endpoint: &'a str,
+    /// The question's name, normalized.
+    pub qname: &'a str,
+    /// `qname` followed by the CNAME chain.
+    pub names: &'a [String],
+    /// Addresses of the chain with their TTLs.
+    pub addrs: &'a [(IpAddr, u32)],
+}
+
+impl<'a> From<&'a LearnedAnswer> for AnswerRef<'a> {
+    fn from(u: &'a LearnedAnswer) -> Self {
+        AnswerRef {
+            source: u.source,
+            endpoint: &u.endpoint,
+            qname: &u.qname,
+            names: &u.names,
+            addrs: &u.addrs,
+        }
+    }
 }
 
 /// Remembers recent successful learner calls (see the module doc for the rules).
@@ -76,22 +103,35 @@ impl LearnFilter {
 
     /// Classifies `update` under `policy` at `now`; a [`Need::Refresh`] is marked as running
     /// until [`LearnFilter::learned`] or [`LearnFilter::failed`].
-    pub fn check(&self, policy: &CompiledPolicy, update: &LearnedAnswer, now: Instant) -> Need {
+    pub fn check<'a>(
+        &self,
+        policy: &CompiledPolicy,
+        update: impl Into<AnswerRef<'a>>,
+        now: Instant,
+    ) -> Need {
         if self.interval.is_zero() {
             return Need::Block;
         }
+        let update = update.into();
         let mut state = self.lock();
         if state.revision != policy.revision() {
             state.revision = policy.revision();
-            state
+            state.seen.retain(|ip, endpoints| {
+                endpoints.retain(|ep, _| policy.endpoint_at(*ip) == Some(ep.as_str()));
+                !endpoints.is_empty()
+            });
+            state.entries = state
                 .seen
-                .retain(|(ip, ep), _| policy.endpoint_at(*ip) == Some(ep.as_str()));
-            state.entries = state.seen.values().map(HashMap::len).sum();
+                .values()
+                .flat_map(HashMap::values)
+                .map(HashMap::len)
+                .sum();
         }
         let Some(seen) = state
             .seen
-            .get_mut(&(update.source, update.endpoint.clone()))
-            .and_then(|names| names.get_mut(&update.qname))
+            .get_mut(&update.source)
+            .and_then(|endpoints| endpoints.get_mut(update.endpoint))
+            .and_then(|names| names.get_mut(update.qname))
         else {
             return Need::Block;
         };
@@ -99,7 +139,7 @@ impl LearnFilter {
             return Need::Block;
         }
         let mut refresh = now.saturating_duration_since(seen.at) >= self.interval;
-        for (ip, ttl) in &update.addrs {
+        for (ip, ttl) in update.addrs {
             let Some((_, known)) = seen.expiries.iter().find(|(k, _)| k == ip) else {
                 return Need::Block;
             };
@@ -136,10 +176,11 @@ impl LearnFilter {
                 .collect(),
             refreshing: false,
         };
-        let key = (update.source, update.endpoint.clone());
         let added = state
             .seen
-            .entry(key)
+            .entry(update.source)
+            .or_default()
+            .entry(update.endpoint.clone())
             .or_default()
             .insert(update.qname.clone(), seen)
             .is_none();
@@ -151,10 +192,10 @@ impl LearnFilter {
     /// A background refresh of `update` failed or timed out: the next repeat tries again.
     pub fn failed(&self, update: &LearnedAnswer) {
         let mut state = self.lock();
-        let key = (update.source, update.endpoint.clone());
         if let Some(seen) = state
             .seen
-            .get_mut(&key)
+            .get_mut(&update.source)
+            .and_then(|endpoints| endpoints.get_mut(&update.endpoint))
             .and_then(|names| names.get_mut(&update.qname))
         {
             seen.refreshing = false;

@@ -43,6 +43,8 @@ pub async fn serve(
             Err(e) if is_transient(&e) => continue,
             Err(e) => return Err(e),
         };
+        // One clock read per batch for the upstream deadlines (they are checked every 100 ms).
+        let deadline = Instant::now() + shared.config.upstream_timeout;
         for i in 0..n {
             let (packet, meta) = batch.get(i);
             shared.stats.queries.fetch_add(1, Ordering::Relaxed);
@@ -59,7 +61,7 @@ pub async fn serve(
                 resolver: sockets::canonical(orig),
                 transport: Transport::Udp,
             };
-            query(&shared, &out, &limit, packet, addrs);
+            query(&shared, &out, &limit, packet, addrs, deadline);
         }
         shared.mux.flush();
         out.flush();
@@ -73,6 +75,7 @@ fn query(
     limit: &Arc<Semaphore>,
     packet: &[u8],
     addrs: Addrs,
+    deadline: Instant,
 ) {
     let Ok(permit) = limit.clone().try_acquire_owned() else {
         if let Some(reply) = shared.overloaded(packet, addrs) {
@@ -91,7 +94,6 @@ fn query(
     };
     let q = fwd.query.question();
     let (name_end, end) = (q.name_end, q.end());
-    let deadline = Instant::now() + shared.config.upstream_timeout;
     let (sh, o) = (shared.clone(), out.clone());
     let done: Done = Box::new(move |answer| complete(sh, o, fwd, permit, answer));
     shared
