@@ -10,7 +10,8 @@
 # Each path runs flat out (dnsperf -q 200: throughput) and at a fixed RATE (dnsperf -Q: latency
 # without queueing), in ROUNDS rounds; palisade also runs palisade-fresh@1000: 1000 queries/s,
 # every name new (the steady state of learning: each answer waits for the learner); the proxy starts afresh for each, so every round includes
-# learning the 200 names. p50/p99 come from dnsperf -v's per-query times. For every run the CPU
+# learning the 200 names. p50/p99 come from dnsperf -v's per-query times; queries/s is answers ÷
+# seconds of sending (see run()). For every run the CPU
 # of dnsperf, the resolver and the middle box (proxy or forwarder) is divided by the queries
 # answered: on 2 shared cores these sums set the ceiling on queries/s.
 # Writes bench-results/dns.md. Everything lives in pdns-bench-* namespaces, removed on exit.
@@ -92,8 +93,12 @@ run() { # round path server [extra dnsperf args] [query file]
   /usr/bin/time -o "$f.time" -f "%U %S" ip netns exec $P dnsperf -v -s "$3" -d "${5:-$TMP/queries}" \
     -l "$SECS" -c "$CLIENTS" -T 1 -q 200 ${4:-} > "$f" 2>&1 || true
   r1=$(ticks $RESOLVER); m1=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
-  qps=$(awk '/Queries per second/ {printf "%.0f", $4}' "$f")
   done=$(awk '/Queries completed/ {print $3}' "$f")
+  # Answered ÷ the sending time, not dnsperf's own figure: that divides by its run time, which
+  # waits out its 5 s timeout when a query sent near the end was lost (the resolver's socket
+  # buffer overflows a few times per flat-out run on every path: UdpRcvbufErrors in its netns),
+  # so one late drop cut a run's queries/s by up to 40%.
+  qps=$(( ${done:-0} / SECS ))
   lost=$(awk '/Queries lost/ {print $3}' "$f")
   p50=$(pct "$f" 0.5); p99=$(pct "$f" 0.99)
   # One line per run: path round qps p50 p99 lost cpu(dnsperf resolver middle) in us/query.

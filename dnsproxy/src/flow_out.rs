@@ -49,7 +49,12 @@ impl FlowOut {
 
     /// Sends whatever is queued (called every `FLUSH` from the consumer's runtime).
     pub fn flush(&self) {
-        let batch = std::mem::take(&mut *self.lock());
+        let batch = {
+            let mut buf = self.lock();
+            // The next batch is likely as large: give the buffer that room up front.
+            let room = buf.len();
+            std::mem::replace(&mut *buf, Vec::with_capacity(room))
+        };
         for record in batch {
             // Never let a slow consumer hold up DNS: drop the record and count it.
             if self.tx.try_send(record).is_err() {

@@ -32,6 +32,7 @@ pub async fn serve(
         listener: sock,
         replies: ReplySockets::default(),
         queue: Mutex::default(),
+        spare: Mutex::default(),
     });
     let flusher = out.clone();
     shared.mux.on_batch_end(Arc::new(move || flusher.flush()));
@@ -139,6 +140,8 @@ struct Out {
     listener: UdpSocket,
     replies: ReplySockets,
     queue: Mutex<Vec<(Vec<u8>, Addrs)>>,
+    /// The queue's previous buffer, kept for its room.
+    spare: Mutex<Vec<(Vec<u8>, Addrs)>>,
 }
 
 impl Out {
@@ -151,7 +154,11 @@ impl Out {
     /// `sendmmsg` per run of answers from the same resolver (a task waits if the socket buffer
     /// is full); falls back to the listener (wrong source) when no reply socket can be made.
     fn flush(&self) {
-        let queued = std::mem::take(&mut *lock(&self.queue));
+        let mut queued = std::mem::take(&mut *lock(&self.spare));
+        std::mem::swap(&mut queued, &mut *lock(&self.queue));
+        if queued.is_empty() {
+            return;
+        }
         for run in queued.chunk_by(|a, b| a.1.resolver == b.1.resolver) {
             let resolver = run[0].1.resolver;
             let sock = match self.replies.get(resolver) {
@@ -195,6 +202,8 @@ impl Out {
                 });
             }
         }
+        queued.clear();
+        *lock(&self.spare) = queued;
     }
 }
 
