@@ -13,7 +13,9 @@
 //!
 //! The UDP path runs on a thread of its own (`udp_thread`) without a task per query: the listener
 //! loop decides and sends, the upstream readers release; only answers that wait for the learner
-//! get a task. Flow records leave in batches (`flow_out`).
+//! get a task. Datagrams move in batches (`batch`: `recvmmsg`/`sendmmsg`), answers are read from
+//! the wire without decoding the message (`records`), and flow records leave in batches
+//! (`flow_out`).
 //!
 //! Policy arrives as [`DnsSnapshot`]s over a `tokio::sync::watch` channel; per-query records go
 //! out as [`DnsFlowRecord`]s over `tokio::sync::mpsc`. The proxy never touches eBPF maps: the agent

@@ -436,6 +436,10 @@ async fn read_answers(conn: Arc<Conn>, mismatched: Arc<AtomicU64>) {
             }
         }
         conn.batch_ended();
+        if n == batch::BATCH {
+            // More are likely queued: let the listener and the other readers run first.
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::batch::{self, RecvBatch};
+use crate::batch::{self, RecvBatch, BATCH};
 use crate::flow::Transport;
 use crate::handler::{Addrs, Begin, Forward, Release, Shared};
 use crate::mux::{Done, Reply};
@@ -66,6 +66,10 @@ pub async fn serve(
         }
         shared.mux.flush();
         out.flush();
+        if n == BATCH {
+            // More are likely queued: let the upstream readers release answers first.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
