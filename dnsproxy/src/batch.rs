@@ -179,3 +179,7 @@ fn storage_to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
 fn nix_err(e: nix::errno::Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod tests;
