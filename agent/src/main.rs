@@ -16,6 +16,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: the proxies allocate per request and per query.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cli::{
     BpfCmd, BpfPolicyCmd, Cli, Command, EndpointCmd, FqdnCacheCmd, FqdnCmd, IdentityCmd, PolicyCmd,
 };

@@ -5,6 +5,10 @@
 use palisade_proxy::{PolicySnapshot, Proxy, ProxyConfig};
 use std::sync::Arc;
 
+/// The allocator of the `palisade` binary, so the bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // One thread, like the single nginx/HAProxy worker it is compared with.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

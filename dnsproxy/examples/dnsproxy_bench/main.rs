@@ -21,6 +21,10 @@ use palisade_dnsproxy::{
 use palisade_policy::fqdn::FqdnSelector;
 use tokio::sync::{mpsc, watch};
 
+/// The allocator of the `palisade` binary, so the bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Accepts every update at once (`DNS_BENCH_LEARNER=instant`): the proxy's own cost alone.
 struct InstantLearner;
 
