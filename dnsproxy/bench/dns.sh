@@ -6,6 +6,9 @@
 #                     policy re-resolution on new addresses, cache file written behind; see
 #                     examples/dnsproxy_bench/agent_learner.rs)
 #   palisade-instant  the same with a learner that returns at once (the proxy's own cost)
+#   floor             dnsperf → (TPROXY) examples/udp_floor.rs → resolver: the ID swapped and the
+#                     answer sent back from the resolver's address, nothing else (no parsing,
+#                     policy or learning): what any transparent proxy pays on this machine
 #   forwarder         dnsperf → dnsmasq as a plain forwarder (cache off) → resolver
 # Each path runs flat out (dnsperf -q 200: throughput) and at a fixed RATE (dnsperf -Q: latency
 # without queueing), in ROUNDS rounds; palisade also runs palisade-fresh@1000: 1000 queries/s,
@@ -38,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 del_ns
 
-cargo build -q --release -p palisade-dnsproxy --example dnsproxy_bench
+cargo build -q --release -p palisade-dnsproxy --example dnsproxy_bench --example udp_floor
 BIN=target/release/examples/dnsproxy_bench
 
 for ns in $N $P $R; do ip netns add $ns; ip -n $ns link set lo up; done
@@ -136,6 +139,14 @@ for round in $(seq 1 "$ROUNDS"); do
   proxy start agent fresh.$round
   run $round "palisade-fresh@$FRESH_RATE" 10.98.2.2 "-Q $FRESH_RATE" "$TMP/fresh"
   proxy stop
+  ip netns exec $N target/release/examples/udp_floor 0.0.0.0:15053 >/dev/null 2>&1 &
+  MIDDLE=$!; PIDS+=($MIDDLE)
+  for _ in $(seq 50); do
+    ip netns exec $P dig +short +time=1 +tries=1 @10.98.2.2 api.github.com | grep -q 10.99 && break
+    sleep 0.1
+  done
+  run $round floor 10.98.2.2
+  kill "$MIDDLE"; wait "$MIDDLE" 2>/dev/null || true
   tproxy del
   MIDDLE=$FORWARDER
   run $round forwarder 10.98.1.1
@@ -186,8 +197,9 @@ mkdir -p bench-results
       echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
     done
   done
-  row=palisade-fresh@$FRESH_RATE
-  echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
+  for row in palisade-fresh@$FRESH_RATE floor; do
+    echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
+  done
   echo
   cpu_sum() { echo "$(med "$1" 7) $(med "$1" 8) $(med "$1" 9)" | awk '{printf "%.1f", $1 + $2 + $3}'; }
   echo "CPU per query of the three processes together, flat out: direct $(cpu_sum direct) µs," \
@@ -198,7 +210,10 @@ mkdir -p bench-results
   echo "queries/s, palisade ÷ dnsmasq forwarder, flat out: median $(per_round palisade forwarder 3 div | median)×" \
     "(rounds: $(per_round palisade forwarder 3 div | line));" \
     "palisade-instant ÷ forwarder: median $(per_round palisade-instant forwarder 3 div | median)×" \
-    "(rounds: $(per_round palisade-instant forwarder 3 div | line))"
+    "(rounds: $(per_round palisade-instant forwarder 3 div | line));" \
+    "floor ÷ forwarder: median $(per_round floor forwarder 3 div | median)×" \
+    "(rounds: $(per_round floor forwarder 3 div | line)); palisade ÷ floor: median" \
+    "$(per_round palisade floor 3 div | median)× (rounds: $(per_round palisade floor 3 div | line))"
   echo
   echo "added p99 vs direct at $RATE/s: palisade median $(per_round "palisade@$RATE" "direct@$RATE" 5 sub | median) ms" \
     "(rounds: $(per_round "palisade@$RATE" "direct@$RATE" 5 sub | line));" \
