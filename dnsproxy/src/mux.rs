@@ -17,7 +17,7 @@
 //! `P / (ports × 65536)`, the same as with one random port per pending query. Sockets are
 //! replaced after `ROTATE_AFTER` or `ROTATE_QUERIES`, so a port learned somehow is short-lived.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::SocketAddr;

@@ -16,7 +16,7 @@
 //! When the policy revision changes, entries of sources that are no longer that endpoint are
 //! dropped (a deleted endpoint's learned names are removed by the agent).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

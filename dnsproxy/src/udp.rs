@@ -4,7 +4,7 @@
 //! the allowed ones and the answers made here (REFUSED, FORMERR) leave together; answers from
 //! upstream are queued by the multiplexer's readers and leave after each batch they read.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
