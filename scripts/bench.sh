@@ -40,7 +40,7 @@ fi
 {
   echo "# Benchmarks"
   echo
-  echo "Assembled: $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r). Produced by \`make bench\`."
+  echo "Assembled: $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r). Produced by \`make bench\`; a section rerun alone is put in with \`scripts/bench.sh --report\` and keeps its own date."
   echo
   for f in policy datapath http http-sockmap https dns; do
     echo "## $f"; echo; cat "bench-results/$f.md" 2>/dev/null; echo
