@@ -15,6 +15,17 @@ async fn pair() -> (UdpSocket, UdpSocket) {
     (a, b)
 }
 
+/// The payloads of the next `count` datagrams on `rx`, however the calls split them.
+async fn recv_count(rx: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
+    let mut batch = RecvBatch::new(16, false);
+    let mut got = Vec::new();
+    while got.len() < count {
+        let n = batch.recv(rx).await.expect("recv");
+        got.extend((0..n).map(|i| batch.get(i).0.to_vec()));
+    }
+    got
+}
+
 #[tokio::test]
 async fn sends_and_receives_more_than_a_batch_in_order() {
     let (tx, rx) = pair().await;
@@ -63,12 +74,7 @@ async fn connected_socket_sends_without_addresses() {
         .expect("connect");
     let msgs: Vec<(&[u8], Option<SocketAddr>)> = vec![(b"one", None), (b"two", None)];
     assert_eq!(send_now(&tx, &msgs).expect("send"), 2);
-    let mut batch = RecvBatch::new(16, false);
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let n = batch.recv(&rx).await.expect("recv");
-        got.extend((0..n).map(|i| batch.get(i).0.to_vec()));
-    }
+    let got = recv_count(&rx, 2).await;
     assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
 }
 
@@ -83,11 +89,6 @@ async fn a_failed_datagram_is_reported_with_its_index() {
     assert_eq!(index, 1, "the failing datagram's index");
     assert_eq!(err.raw_os_error(), Some(nix::libc::EMSGSIZE));
     assert_eq!(send_now(&tx, &msgs[2..]).expect("rest"), 1);
-    let mut batch = RecvBatch::new(16, false);
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let n = batch.recv(&rx).await.expect("recv");
-        got.extend((0..n).map(|i| batch.get(i).0.to_vec()));
-    }
+    let got = recv_count(&rx, 2).await;
     assert_eq!(got, [b"ok".to_vec(), b"late".to_vec()]);
 }

@@ -277,7 +277,7 @@ impl Shared {
         self.finish(outcome, addrs, time, start)
     }
 
-    /// Releases the resolver's answer; the query's strings move into the flow record.
+    /// Releases the resolver's answer.
     fn forwarded(
         &self,
         fwd: Box<Forward>,
@@ -286,25 +286,9 @@ impl Shared {
         learn_latency: Option<Duration>,
         received: Instant,
     ) -> Option<Vec<u8>> {
-        let Forward {
-            query,
-            addrs,
-            endpoint,
-            time,
-            start,
-            ..
-        } = *fwd;
-        let o = Outcome {
-            reply: Some(bytes),
-            endpoint: Some(endpoint),
-            verdict: Verdict::Forwarded,
-            learn_latency,
-            release_latency: Some(received.elapsed()),
-            qname: query.qname,
-            qtype: query.qtype,
-            rcode: Some(code),
-        };
-        self.finish(o, addrs, time, start)
+        let release_latency = Some(received.elapsed());
+        let verdict = Verdict::Forwarded;
+        self.release(fwd, bytes, verdict, code, learn_latency, release_latency)
     }
 
     /// Answers SERVFAIL in place of the resolver's answer.
@@ -315,6 +299,21 @@ impl Shared {
         received: Option<Instant>,
     ) -> Option<Vec<u8>> {
         let reply = fwd.query.error_answer(rcode::SERVFAIL);
+        let release_latency = received.map(|r| r.elapsed());
+        let (verdict, code) = (Verdict::Error, rcode::SERVFAIL);
+        self.release(fwd, reply, verdict, code, learn_latency, release_latency)
+    }
+
+    /// Sends `reply` for a forwarded query; the query's strings move into the flow record.
+    fn release(
+        &self,
+        fwd: Box<Forward>,
+        reply: Vec<u8>,
+        verdict: Verdict,
+        code: u16,
+        learn_latency: Option<Duration>,
+        release_latency: Option<Duration>,
+    ) -> Option<Vec<u8>> {
         let Forward {
             query,
             addrs,
@@ -326,12 +325,12 @@ impl Shared {
         let o = Outcome {
             reply: Some(reply),
             endpoint: Some(endpoint),
-            verdict: Verdict::Error,
+            verdict,
             learn_latency,
-            release_latency: received.map(|r| r.elapsed()),
+            release_latency,
             qname: query.qname,
             qtype: query.qtype,
-            rcode: Some(rcode::SERVFAIL),
+            rcode: Some(code),
         };
         self.finish(o, addrs, time, start)
     }
