@@ -123,5 +123,7 @@ mkdir -p bench-results
   echo "palisade+sockmap / palisade $(ratio palisade+sockmap palisade)x; nginx+sockmap / nginx" \
     "$(ratio nginx+sockmap nginx)x; palisade / nginx $(ratio palisade nginx)x;" \
     "palisade+sockmap / nginx+sockmap $(ratio palisade+sockmap nginx+sockmap)x."
+  echo
+  cat proxy/bench/sockmap/why-not.md
 } >bench-results/http-sockmap.md
 cat bench-results/http-sockmap.md

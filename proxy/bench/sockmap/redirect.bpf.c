@@ -2,7 +2,7 @@
 // of local TCP connections, as Cilium's removed `--sockops-enable` did. Every established IPv4
 // socket of the cgroup goes into a sockhash keyed by its 4-tuple; each sendmsg on such a socket
 // is moved straight into the peer socket's receive queue when the peer is in the map, skipping
-// the TCP/IP stack. Why Palisade does not ship this: see BENCHMARKS.md (no receive-side flow
+// the TCP/IP stack. Why Palisade does not ship this: sockmap/why-not.md (no receive-side flow
 // control, a first-send race, traffic no longer seen by the TC datapath).
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
