@@ -1,5 +1,5 @@
-# Sourced by http.sh and https.sh: the two namespaces a proxy bench runs in, their cleanup, and
-# the process helpers both use.
+# Sourced by http.sh, https.sh and sockmap.sh: the two namespaces a proxy bench runs in, their
+# cleanup, the plain-HTTP configurations and policy they share, and the process helpers.
 # Uses the caller's WORK (temp dir), PIDS (processes started) and MADE (namespaces created).
 
 # Client namespace $1 (address $3) and server namespace $2 (address $4) joined by a veth; TCP
@@ -42,3 +42,60 @@ worker() {
 
 # User + system CPU of process $1, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# The plain-HTTP backend: one nginx worker answering 200 on :80 (behind palisade) and :8080.
+plain_backend_conf() {
+  cat >"$WORK/backend.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/backend.pid;
+error_log $WORK/backend.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  server {
+    listen 80; listen 8080;
+    location / { return 200 "<html><body><h1>Hello from \$uri</h1></body></html>"; }
+  }
+}
+NGINX
+}
+
+# nginx as the proxy on :8081 with the bench's rule (GET /public allowed, else 403) in front of
+# the backend at $1:8080; its own instance, so it does not share a worker with the backend.
+plain_nginx_conf() {
+  cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server $1:8080; keepalive 64; }
+  server {
+    listen 8081;
+    location = /public {
+      limit_except GET { deny all; }
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+    location / { default_type text/plain; return 403 "Access denied\r\n"; }
+  }
+}
+NGINX
+}
+
+# palisade's snapshot for the same rule: $1 rules on port 80 (GET /public is the last one), from
+# client $2 to server $3.
+http_snapshot() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+n, client, server = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+rules = [{"method": "GET", "path": f"/other{i}(/.*)?"} for i in range(n - 1)]
+rules.append({"method": "GET", "path": "/public"})
+print(json.dumps({"revision": 1, "ipcache": [[f"{client}/32", 1001], [f"{server}/32", 2000]],
+  "endpoints": [{"name": "service", "ips": [server], "identity": 2000,
+    "ingress": [{"port": 80, "peers": [{"identities": [1001], "http": rules}]}], "egress": []}]}))
+PY
+}

@@ -34,40 +34,8 @@ bench_netns "$C" "$S" 10.77.0.1 "$SERVER" 80
 
 # Backend (its own nginx, one worker) on :80 behind palisade and on :8080 for the others; nginx
 # as a proxy is a second instance on :8081 so it does not share a worker with the backend.
-cat >"$WORK/backend.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/backend.pid;
-error_log $WORK/backend.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/html;
-  server {
-    listen 80; listen 8080;
-    location / { return 200 "<html><body><h1>Hello from \$uri</h1></body></html>"; }
-  }
-}
-NGINX
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server $SERVER:8080; keepalive 64; }
-  server {
-    listen 8081;
-    location = /public {
-      limit_except GET { deny all; }
-      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-    }
-    location / { default_type text/plain; return 403 "Access denied\r\n"; }
-  }
-}
-NGINX
+plain_backend_conf
+plain_nginx_conf "$SERVER"
 cat >"$WORK/haproxy.cfg" <<HAPROXY
 global
   nbthread 1
@@ -90,17 +58,6 @@ ip netns exec "$S" nginx -c "$WORK/backend.conf" -p "$WORK" & BACKEND=$!; PIDS+=
 ip netns exec "$S" nginx -c "$WORK/nginx.conf" -p "$WORK" & NGINX=$!; PIDS+=($NGINX)
 ip netns exec "$S" haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & HAPROXY=$!; PIDS+=($HAPROXY)
 
-snapshot() { # $1 = number of rules (GET /public is the last one)
-  python3 - "$1" <<'PY'
-import json, sys
-n = int(sys.argv[1])
-rules = [{"method": "GET", "path": f"/other{i}(/.*)?"} for i in range(n - 1)]
-rules.append({"method": "GET", "path": "/public"})
-print(json.dumps({"revision": 1, "ipcache": [["10.77.0.1/32", 1001], ["10.77.0.2/32", 2000]],
-  "endpoints": [{"name": "service", "ips": ["10.77.0.2"], "identity": 2000,
-    "ingress": [{"port": 80, "peers": [{"identities": [1001], "http": rules}]}], "egress": []}]}))
-PY
-}
 
 wait_port() { # $1 = port
   for _ in $(seq 1 100); do
@@ -169,7 +126,7 @@ floor() {
 
 palisade() { # $1 = number of rules, $2 = binary (default: this tree's), $3 = label suffix
   local pid
-  snapshot "$1" >"$WORK/snap.json"
+  http_snapshot "$1" 10.77.0.1 "$SERVER" >"$WORK/snap.json"
   # One worker thread also for builds whose example uses the multi-thread runtime.
   TOKIO_WORKER_THREADS=1 ip netns exec "$S" "${2:-$PROXY_BIN}" "$WORK/snap.json" 0.0.0.0:15001 \
     >/dev/null & pid=$!

@@ -46,32 +46,9 @@ mkdir "$CG"
 incg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
 incg_exec() { exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
 
-cat >"$WORK/backend.conf" <<NGINX
-worker_processes 1; daemon off; pid $WORK/backend.pid; error_log $WORK/backend.err;
-events { worker_connections 4096; }
-http { access_log off; default_type text/html;
-  server { listen 80; listen 8080;
-    location / { return 200 "<html><body><h1>Hello from \$uri</h1></body></html>"; } } }
-NGINX
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http { access_log off;
-  upstream backend { server $SERVER:8080; keepalive 64; }
-  server { listen 8081;
-    location = /public {
-      limit_except GET { deny all; }
-      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-    }
-    location / { default_type text/plain; return 403 "Access denied\r\n"; } } }
-NGINX
-python3 - >"$WORK/snap.json" <<'PY'
-import json
-print(json.dumps({"revision": 1, "ipcache": [["10.79.0.1/32", 1001], ["10.79.0.2/32", 2000]],
-  "endpoints": [{"name": "service", "ips": ["10.79.0.2"], "identity": 2000,
-    "ingress": [{"port": 80, "peers": [{"identities": [1001],
-      "http": [{"method": "GET", "path": "/public"}]}]}], "egress": []}]}))
-PY
+plain_backend_conf
+plain_nginx_conf "$SERVER"
+http_snapshot 1 10.79.0.1 "$SERVER" >"$WORK/snap.json"
 incg_exec ip netns exec "$S" nginx -c "$WORK/backend.conf" -p "$WORK" & PIDS+=($!)
 incg_exec ip netns exec "$S" nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
 incg_exec ip netns exec "$S" "$PROXY_BIN" "$WORK/snap.json" 0.0.0.0:15001 >/dev/null 2>&1 & PIDS+=($!)
