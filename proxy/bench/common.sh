@@ -43,14 +43,20 @@ worker() {
 # User + system CPU of process $1, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# The plain-HTTP backend: one nginx worker answering 200 on :80 (behind palisade) and :8080.
-plain_backend_conf() {
-  cat >"$WORK/backend.conf" <<NGINX
+# The lines every one-worker nginx of the benches starts with; $1 names its pid and error files.
+nginx_preamble() {
+  cat <<NGINX
 worker_processes 1;
 daemon off;
-pid $WORK/backend.pid;
-error_log $WORK/backend.err;
+pid $WORK/$1.pid;
+error_log $WORK/$1.err;
 events { worker_connections 4096; }
+NGINX
+}
+
+# The plain-HTTP backend: one nginx worker answering 200 on :80 (behind palisade) and :8080.
+plain_backend_conf() {
+  { nginx_preamble backend; cat; } >"$WORK/backend.conf" <<NGINX
 http {
   access_log off;
   default_type text/html;
@@ -65,12 +71,7 @@ NGINX
 # nginx as the proxy on :8081 with the bench's rule (GET /public allowed, else 403) in front of
 # the backend at $1:8080; its own instance, so it does not share a worker with the backend.
 plain_nginx_conf() {
-  cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
+  { nginx_preamble nginx; cat; } >"$WORK/nginx.conf" <<NGINX
 http {
   access_log off;
   upstream backend { server $1:8080; keepalive 64; }

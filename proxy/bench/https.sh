@@ -45,12 +45,7 @@ mkdir -p "/etc/netns/$C"
 echo "$SERVER $NAME" >"/etc/netns/$C/hosts"
 
 # Backend: its own one-worker nginx over TLS, :443 behind palisade and :8443 for the others.
-cat >"$WORK/backend.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/backend.pid;
-error_log $WORK/backend.err;
-events { worker_connections 4096; }
+{ nginx_preamble backend; cat; } >"$WORK/backend.conf" <<NGINX
 http {
   access_log off;
   default_type text/html;
@@ -64,12 +59,7 @@ http {
 NGINX
 # nginx doing what palisade does: terminate with the interception certificate, check the rule,
 # re-encrypt to the backend and verify it against the CA.
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
+{ nginx_preamble nginx; cat; } >"$WORK/nginx.conf" <<NGINX
 http {
   access_log off;
   upstream backend { server $SERVER:8443; keepalive 64; keepalive_requests 1000000; }
