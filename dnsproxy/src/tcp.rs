@@ -1,5 +1,9 @@
 //! TCP front end: accept on the transparent listener (the accepted socket's local address is the
 //! original resolver), then read length-prefixed queries and answer them in order.
+//!
+//! Stopping (an upgrade hands the listener to a new process) closes connections only between
+//! queries: a connection this process accepted still gets its first query answered, since the
+//! client sent it to a listener that accepted it (as the HTTP proxy does for a first request).
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -7,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::flow::Transport;
@@ -18,8 +22,8 @@ use crate::{drain, sockets};
 /// An idle client connection is closed after this (RFC 7766 suggests seconds, not minutes).
 const IDLE: Duration = Duration::from_secs(10);
 
-/// Serves the TCP listener until `stop` completes; then stops accepting, lets the queries being
-/// answered finish and closes the connections.
+/// Serves the TCP listener until `stop` completes; then stops accepting, answers the query each
+/// connection is on (or its first one) and closes the connections.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -27,6 +31,7 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut conns = JoinSet::new();
+    let (closing_tx, closing) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
         while conns.try_join_next().is_some() {}
@@ -51,11 +56,25 @@ pub async fn serve(
             resolver: sockets::canonical(local),
             transport: Transport::Tcp,
         };
-        conns.spawn(connection(stream, addrs, shared.clone(), limit.clone()));
+        conns.spawn(connection(
+            stream,
+            addrs,
+            shared.clone(),
+            limit.clone(),
+            closing.clone(),
+        ));
     }
     drop(listener);
-    let max = shared.config.max_in_flight.max(1);
-    drain::in_flight_done(&limit, max, drain::bound(&shared.config)).await;
+    // Idle connections close now; the others finish the query they are on. Bounded: a client
+    // that connected and never sends is cut off with the rest.
+    let _ = closing_tx.send(true);
+    let all_done = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(drain::bound(&shared.config), all_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!("DNS TCP connections still open after the drain bound");
+    }
     conns.shutdown().await;
     Ok(())
 }
@@ -65,9 +84,20 @@ async fn connection(
     addrs: Addrs,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
+    mut closing: watch::Receiver<bool>,
 ) {
     let mut upstream = Upstream::default();
+    let mut answered = false;
     loop {
+        // Wait for the next query's first byte (peek: readiness alone can be stale), not inside
+        // `read_frame`: closing then never cuts a query in half.
+        let mut first = [0u8; 1];
+        tokio::select! {
+            biased;
+            r = stream.peek(&mut first) => if !matches!(r, Ok(1..)) { return },
+            () = tokio::time::sleep(IDLE) => return,
+            _ = closing.wait_for(|c| *c), if answered => return,
+        }
         let packet = match tokio::time::timeout(IDLE, read_frame(&mut stream)).await {
             Ok(Ok(p)) => p,
             _ => return, // closed, broken or idle
@@ -83,5 +113,6 @@ async fn connection(
         if write_frame(&mut stream, &reply).await.is_err() {
             return;
         }
+        answered = true;
     }
 }

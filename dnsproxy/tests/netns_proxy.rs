@@ -429,3 +429,83 @@ fn stopping_lets_queries_in_flight_finish() {
         "learned before the answer was released"
     );
 }
+
+/// An `A` query for `name` with id 0x5a5a, as a TCP frame (length prefix included).
+fn tcp_query_frame(name: &str) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut m = Message::new(0x5a5a, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let body = m.to_vec().unwrap();
+    let mut frame = u16::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Reads one TCP frame; `None` when the proxy closed the connection first.
+fn read_tcp_reply(s: &mut std::net::TcpStream) -> Option<hickory_proto::op::Message> {
+    use std::io::Read;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut body).expect("a whole reply");
+    Some(hickory_proto::op::Message::from_vec(&body).expect("a readable reply"))
+}
+
+/// Connects to the resolver over TCP from inside the pod namespace.
+fn tcp_from_pod(pod: &str) -> std::net::TcpStream {
+    let path = format!("/run/netns/{pod}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        // The socket stays in the namespace it was made in after this thread ends.
+        let s = std::net::TcpStream::connect((RESOLVER_IP, 53)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        s
+    })
+    .join()
+    .expect("connect thread")
+}
+
+#[test]
+fn stopping_answers_a_new_tcp_connection_and_closes_idle_ones() {
+    use std::io::{Read, Write};
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new("tcpdrain", PROXY_PORT, DNSMASQ);
+    let proxy = ProxyThread::start(
+        &lab.node,
+        config(RejectCode::Refused),
+        snapshot(),
+        Arc::new(RecordingLearner::new(Duration::ZERO)),
+    );
+    let query = tcp_query_frame("api.github.com.");
+    // One connection already answered a query and sits idle; one is accepted, query not sent.
+    let mut idle = tcp_from_pod(&lab.pod);
+    idle.write_all(&query).unwrap();
+    assert!(read_tcp_reply(&mut idle).is_some(), "answered before stop");
+    let mut fresh = tcp_from_pod(&lab.pod);
+    std::thread::sleep(Duration::from_millis(100)); // accepted by the proxy
+
+    // As on an upgrade: the listener stops (drop joins, so stop from another thread).
+    let stopper = std::thread::spawn(move || drop(proxy));
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        idle.read(&mut byte).expect("closed, not timed out"),
+        0,
+        "an idle connection closes when the proxy stops"
+    );
+    fresh.write_all(&query).unwrap();
+    let reply = read_tcp_reply(&mut fresh).expect("the first query on an accepted connection");
+    assert_eq!(reply.metadata.id, 0x5a5a);
+    assert_eq!(
+        reply.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
+    assert_eq!(reply.answers.len(), 1, "with its address: {reply:?}");
+    assert_eq!(fresh.read(&mut byte).expect("closed after it"), 0);
+    stopper.join().expect("proxy stopped");
+}
