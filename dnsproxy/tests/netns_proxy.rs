@@ -411,9 +411,16 @@ fn stopping_lets_queries_in_flight_finish() {
         snapshot(),
         learner.clone(),
     );
+    let stats = proxy.stats.clone();
     let out = std::thread::scope(|s| {
         let dig = s.spawn(|| lab.dig(&[&format!("@{RESOLVER_IP}"), "slow.palisade.test"]));
-        std::thread::sleep(Duration::from_millis(250));
+        // Stop only once the proxy has read the query: one still in the socket buffer of a
+        // listener that closes for good (no new process takes it over here) is not in flight.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.queries.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
         assert!(!dig.is_finished(), "the query is still in flight");
         // As on an upgrade: the listeners stop, the query already read is answered.
         drop(proxy);
@@ -453,6 +460,18 @@ fn read_tcp_reply(s: &mut std::net::TcpStream) -> Option<hickory_proto::op::Mess
     Some(hickory_proto::op::Message::from_vec(&body).expect("a readable reply"))
 }
 
+/// TCP connections to port 53 in namespace `ns` that a process has accepted.
+fn accepted_on_53(ns: &str) -> usize {
+    let out = netns::in_ns(
+        ns,
+        &["ss", "-Htnp", "state", "established", "( sport = :53 )"],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("users:"))
+        .count()
+}
+
 /// Connects to the resolver over TCP from inside the pod namespace.
 fn tcp_from_pod(pod: &str) -> std::net::TcpStream {
     let path = format!("/run/netns/{pod}");
@@ -488,7 +507,12 @@ fn stopping_answers_a_new_tcp_connection_and_closes_idle_ones() {
     idle.write_all(&query).unwrap();
     assert!(read_tcp_reply(&mut idle).is_some(), "answered before stop");
     let mut fresh = tcp_from_pod(&lab.pod);
-    std::thread::sleep(Duration::from_millis(100)); // accepted by the proxy
+    // Accepted by the proxy, not only queued on its listener (ss names a process only then).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepted_on_53(&lab.node) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(accepted_on_53(&lab.node), 2, "both connections accepted");
 
     // As on an upgrade: the listener stops (drop joins, so stop from another thread).
     let stopper = std::thread::spawn(move || drop(proxy));
