@@ -8,7 +8,7 @@
 //! compression loop, pointers past the end, a CNAME loop, lying counts and short rdata. The proxy
 //! must answer the client (never crash or hang) and learn nothing from them.
 
-use palisade_e2e::tools::{describe, stdout};
+use palisade_e2e::tools::{describe, stdout, wait_until};
 use palisade_e2e::Lab;
 
 const BOT: &str = "default/mediabot";
@@ -429,13 +429,29 @@ fn dns_bypass_and_malformed_packets() {
         .arg(dnsmasq.to_string())
         .status()
         .expect("kill");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The crafted server binds port 53 only once dnsmasq is gone, and is asked only once bound.
+    let timeout = std::time::Duration::from_secs(10);
+    assert!(
+        wait_until(timeout, || {
+            // Gone or a zombie: either way its socket is closed.
+            std::fs::read_to_string(format!("/proc/{dnsmasq}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+        }),
+        "the lab's resolver exited"
+    );
     lab.spawn(
         "kube-system/kube-dns",
         "crafted-dns",
         &["python3", "-c", CRAFTED],
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let bound = || {
+        let out = lab.exec("kube-system/kube-dns", &["ss", "-Hulnp", "( sport = :53 )"]);
+        stdout(&out).contains("python3")
+    };
+    assert!(
+        wait_until(timeout, bound),
+        "the crafted resolver is listening"
+    );
     let crafted = [
         ("good.github.com", vec!["NOERROR"]),
         ("loop.github.com", vec!["SERVFAIL", "FORMERR"]),
