@@ -274,13 +274,22 @@ fn dead_upstream_servfail_nxdomain_option_and_formerr() {
     );
 }
 
+/// Runs `f` on a thread inside namespace `ns` (sockets it makes stay in that namespace).
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("thread in the namespace")
+}
+
 /// Sends raw bytes to the resolver from inside the pod namespace; returns the reply and its source.
 fn send_raw_from_pod(pod: &str, bytes: &[u8]) -> (Vec<u8>, std::net::SocketAddr) {
-    let path = format!("/run/netns/{pod}");
     let bytes = bytes.to_vec();
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    in_netns(pod, move || {
         let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
@@ -290,8 +299,6 @@ fn send_raw_from_pod(pod: &str, bytes: &[u8]) -> (Vec<u8>, std::net::SocketAddr)
         let (n, from) = s.recv_from(&mut buf).expect("a reply to a malformed query");
         (buf[..n].to_vec(), from)
     })
-    .join()
-    .expect("raw sender thread")
 }
 
 #[test]
@@ -474,18 +481,12 @@ fn accepted_on_53(ns: &str) -> usize {
 
 /// Connects to the resolver over TCP from inside the pod namespace.
 fn tcp_from_pod(pod: &str) -> std::net::TcpStream {
-    let path = format!("/run/netns/{pod}");
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        // The socket stays in the namespace it was made in after this thread ends.
+    in_netns(pod, || {
         let s = std::net::TcpStream::connect((RESOLVER_IP, 53)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(3)))
             .expect("timeout");
         s
     })
-    .join()
-    .expect("connect thread")
 }
 
 #[test]
