@@ -13,6 +13,7 @@
 
 mod config;
 mod conn;
+mod drain;
 mod error;
 mod flow;
 mod h1;

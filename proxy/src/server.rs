@@ -3,6 +3,7 @@
 //! TLS ones by [`crate::tls`], TLS-originating ones by hyper.
 
 use crate::conn::{ClientConn, Ends};
+use crate::drain::{self, FirstRequest};
 use crate::h1::Shared;
 use crate::handler::Handler;
 use crate::policy::CompiledPolicy;
@@ -12,7 +13,6 @@ use crate::{HttpFlowRecord, PolicySnapshot, ProxyConfig, ProxyError};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -139,10 +139,9 @@ impl Proxy {
             hyper: builder.clone(),
             limits: config.limits.clone(),
             marks,
-            closing,
+            closing: closing.clone(),
         });
         let permits = Arc::new(Semaphore::new(config.limits.max_connections.max(1)));
-        let graceful = GracefulShutdown::new();
         tracing::info!(%local_addr, transparent = config.transparent, "HTTP proxy listening");
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
@@ -174,8 +173,7 @@ impl Proxy {
             let flow = Arc::new(handler.policy.borrow().flow(peer, dst));
             let client = match &flow.tls {
                 FlowTls::Plain => {
-                    let conn =
-                        crate::h1::serve(stream, ends, flow, shared.clone(), graceful.watcher());
+                    let conn = crate::h1::serve(stream, ends, flow, shared.clone());
                     tokio::spawn(async move {
                         conn.await;
                         drop(permit);
@@ -199,7 +197,7 @@ impl Proxy {
                         marks,
                         hello_timeout: config.limits.header_timeout,
                         connect_timeout: config.limits.connect_timeout,
-                        watcher: graceful.watcher(),
+                        closing: closing.clone(),
                     };
                     tokio::spawn(async move {
                         crate::tls::serve(stream, ends, flow, ctx).await;
@@ -210,11 +208,15 @@ impl Proxy {
             };
             let client = Arc::new(client);
             let handler = handler.clone();
-            let service = service_fn(move |req| handler.clone().handle(client.clone(), req));
+            let (first, started) = FirstRequest::new();
+            let service = service_fn(move |req| {
+                first.seen();
+                handler.clone().handle(client.clone(), req)
+            });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
-            let conn = graceful.watch(conn);
+            let conn = drain::serve(conn, closing.clone(), started, config.limits.header_timeout);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, %peer, "connection ended with error");
@@ -225,11 +227,10 @@ impl Proxy {
         compiler.abort();
         drop(listener);
         closing_tx.send_replace(true);
-        // hyper's connections finish their requests; then every permit back = every
-        // connection (relayed ones too) done.
+        // Every connection (relayed or hyper's) finishes the request it is on, or its first
+        // one, then closes: every permit back = every connection done.
         let all = u32::try_from(config.limits.max_connections.max(1)).unwrap_or(u32::MAX);
         let drained = async {
-            graceful.shutdown().await;
             let _ = permits.acquire_many(all).await;
         };
         if tokio::time::timeout(config.limits.drain_timeout, drained)

@@ -576,3 +576,46 @@ fn header_matches_actions_edit_forwarded_headers() {
         "LOG mismatch noted in the flow: {flow:?}"
     );
 }
+
+#[test]
+fn stopping_serves_the_first_request_of_an_accepted_connection() {
+    let mut lab = Lab::start(ProxyConfig::default(), s9(1));
+    // One connection already served a request and sits idle; two are accepted, nothing sent.
+    // HTTP/1.0 goes to hyper, HTTP/1.1 stays on the relay: both must serve a first request.
+    let mut idle = lab.ns.connect(PROD);
+    send(&mut idle, &request("GET", "/public", ""));
+    assert_eq!(read_response(&mut idle).status(), 200);
+    let mut fresh10 = lab.ns.connect(PROD);
+    let mut fresh11 = lab.ns.connect(PROD);
+    assert!(
+        (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            // Each connection counts twice: the proxy's client side and the upstream's.
+            lab.accepted() >= 4
+        }),
+        "the proxy accepted all three"
+    );
+
+    lab.stop();
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        idle.read(&mut byte).expect("closed, not timed out"),
+        0,
+        "an idle connection closes when the proxy stops"
+    );
+    send(
+        &mut fresh10,
+        "GET /public HTTP/1.0\r\nhost: service\r\n\r\n",
+    );
+    assert_eq!(
+        read_response(&mut fresh10).status(),
+        200,
+        "HTTP/1.0 first request"
+    );
+    send(&mut fresh11, &request("GET", "/private", ""));
+    assert_eq!(
+        read_response(&mut fresh11).status(),
+        403,
+        "HTTP/1.1 first request"
+    );
+}

@@ -14,6 +14,7 @@ mod relay;
 mod tests;
 
 use crate::conn::{ClientConn, Ends};
+use crate::drain::{self, FirstRequest};
 use crate::handler::Handler;
 use crate::policy::FlowPolicy;
 use crate::rewind::Rewind;
@@ -22,7 +23,6 @@ use crate::Limits;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -42,13 +42,8 @@ pub(crate) struct Shared {
 }
 
 /// Serves one cleartext client connection (its flow resolved at accept) until it closes.
-pub(crate) async fn serve<IO>(
-    io: IO,
-    ends: Ends,
-    flow: Arc<FlowPolicy>,
-    shared: Arc<Shared>,
-    watcher: Watcher,
-) where
+pub(crate) async fn serve<IO>(io: IO, ends: Ends, flow: Arc<FlowPolicy>, shared: Arc<Shared>)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = shared.limits.connect_timeout;
@@ -58,12 +53,17 @@ pub(crate) async fn serve<IO>(
     };
     let client = Arc::new(client);
     let handler = shared.handler.clone();
-    let service = service_fn(move |req| handler.clone().handle(client.clone(), req));
+    let (first, started) = FirstRequest::new();
+    let service = service_fn(move |req| {
+        first.seen();
+        handler.clone().handle(client.clone(), req)
+    });
     let conn = shared
         .hyper
         .serve_connection_with_upgrades(TokioIo::new(Rewind::new(rest, io)), service)
         .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
+    let closing = shared.closing.clone();
+    if let Err(e) = drain::serve(conn, closing, started, shared.limits.header_timeout).await {
         tracing::debug!(error = %e, peer = %ends.src, "connection ended with error");
     }
 }

@@ -9,7 +9,6 @@ use crate::handler::Handler;
 use crate::policy::CompiledPolicy;
 use crate::upstream::{H2Pools, Marks};
 use crate::{HttpFlowRecord, PolicySnapshot, ProxyConfig};
-use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -138,8 +137,7 @@ async fn response_framings_pass_through_a_pipelined_connection() {
     });
     let (mut client, proxy_side) = tokio::io::duplex(64 * 1024);
     let ends = Ends { src, dst };
-    let graceful = GracefulShutdown::new();
-    let conn = tokio::spawn(serve(proxy_side, ends, flow, shared, graceful.watcher()));
+    let conn = tokio::spawn(serve(proxy_side, ends, flow, shared));
     let mut requests = String::new();
     requests.push_str("POST /echo HTTP/1.1\r\nHost: up\r\nContent-Length: 5\r\n\r\nhello");
     requests.push_str(

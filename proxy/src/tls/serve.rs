@@ -6,6 +6,7 @@ use super::flow::{FlowTls, TlsFlow};
 use super::originate::TlsOrigin;
 use super::sni::read_client_hello;
 use crate::conn::{ClientConn, Ends};
+use crate::drain::{self, FirstRequest};
 use crate::handler::Handler;
 use crate::policy::FlowPolicy;
 use crate::rewind::Rewind;
@@ -13,11 +14,11 @@ use crate::upstream::{connect, Marks};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// What serving a TLS connection needs from the listener.
@@ -32,8 +33,8 @@ pub(crate) struct TlsServe {
     pub(crate) hello_timeout: Duration,
     /// Time allowed to connect upstream.
     pub(crate) connect_timeout: Duration,
-    /// Lets a graceful shutdown drain terminated connections too.
-    pub(crate) watcher: Watcher,
+    /// Becomes `true` when the listener shuts down: terminated connections drain too.
+    pub(crate) closing: watch::Receiver<bool>,
 }
 
 /// Serves a connection whose flow is [`FlowTls::Tls`]; returns when it is closed.
@@ -85,12 +86,17 @@ pub(crate) async fn serve(mut stream: TcpStream, ends: Ends, flow: Arc<FlowPolic
                 flow.clone(),
             ));
             let handler = ctx.handler.clone();
-            let service = service_fn(move |req| handler.clone().handle(client.clone(), req));
+            let (first, started) = FirstRequest::new();
+            let service = service_fn(move |req| {
+                first.seen();
+                handler.clone().handle(client.clone(), req)
+            });
             let conn = ctx
                 .builder
                 .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
                 .into_owned();
-            if let Err(e) = ctx.watcher.watch(conn).await {
+            let drained = drain::serve(conn, ctx.closing, started, ctx.hello_timeout);
+            if let Err(e) = drained.await {
                 tracing::debug!(error = %e, src = %ends.src, "TLS connection ended with error");
             }
         }

@@ -139,6 +139,34 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Stops the proxy's listener (as an upgrade does) without waiting for it to drain.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Connections to port 80 in the server namespace that a process has accepted.
+    pub fn accepted(&self) -> usize {
+        let out = super::netns::sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns.server,
+            "ss",
+            "-Htnp",
+            "state",
+            "established",
+            "( sport = :80 )",
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("users:"))
+            .count()
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
