@@ -71,6 +71,20 @@ fn curl_status(lab: &Lab, args: &[&str]) -> (String, String) {
     (code.to_string(), body.to_string())
 }
 
+/// Sends one raw request on `conn` and returns the response status.
+fn ask(conn: &mut std::net::TcpStream, raw: &str) -> u16 {
+    send(conn, raw);
+    read_response(conn).status()
+}
+
+/// Polls `ok` every 10 ms for up to 5 s.
+fn eventually(mut ok: impl FnMut() -> bool) -> bool {
+    (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        ok()
+    })
+}
+
 #[test]
 fn s9_public_page_exact_403_and_keep_alive_after_deny() {
     let mut lab = Lab::start(ProxyConfig::default(), s9(1));
@@ -227,9 +241,8 @@ fn path_normalization_before_matching() {
 fn policy_update_applies_to_next_request_on_open_connection() {
     let lab = Lab::start(ProxyConfig::default(), s9(1));
     let mut conn = lab.ns.connect(PROD);
-    send(&mut conn, &request("GET", "/private", ""));
     assert_eq!(
-        read_response(&mut conn).status(),
+        ask(&mut conn, &request("GET", "/private", "")),
         403,
         "denied under revision 1"
     );
@@ -237,9 +250,8 @@ fn policy_update_applies_to_next_request_on_open_connection() {
     let mut open = s9(2);
     open.endpoints[0].ingress[0].peers[0].http = Some(rules(r#"[{"method":"GET"}]"#));
     lab.update(open);
-    send(&mut conn, &request("GET", "/private", ""));
     assert_eq!(
-        read_response(&mut conn).status(),
+        ask(&mut conn, &request("GET", "/private", "")),
         200,
         "allowed under revision 2, same connection"
     );
@@ -251,9 +263,8 @@ fn policy_update_applies_to_next_request_on_open_connection() {
         applied, 2,
         "a snapshot with a bad regex never replaces the one in force"
     );
-    send(&mut conn, &request("GET", "/private", ""));
     assert_eq!(
-        read_response(&mut conn).status(),
+        ask(&mut conn, &request("GET", "/private", "")),
         200,
         "revision 2 still enforced"
     );
@@ -583,16 +594,12 @@ fn stopping_serves_the_first_request_of_an_accepted_connection() {
     // One connection already served a request and sits idle; two are accepted, nothing sent.
     // HTTP/1.0 goes to hyper, HTTP/1.1 stays on the relay: both must serve a first request.
     let mut idle = lab.ns.connect(PROD);
-    send(&mut idle, &request("GET", "/public", ""));
-    assert_eq!(read_response(&mut idle).status(), 200);
+    assert_eq!(ask(&mut idle, &request("GET", "/public", "")), 200);
     let mut fresh10 = lab.ns.connect(PROD);
     let mut fresh11 = lab.ns.connect(PROD);
+    // The idle one counts twice: the proxy's client side and the upstream's.
     assert!(
-        (0..500).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            // Each connection counts twice: the proxy's client side and the upstream's.
-            lab.accepted() >= 4
-        }),
+        eventually(|| lab.accepted() >= 4),
         "the proxy accepted all three"
     );
 
@@ -603,19 +610,84 @@ fn stopping_serves_the_first_request_of_an_accepted_connection() {
         0,
         "an idle connection closes when the proxy stops"
     );
-    send(
-        &mut fresh10,
-        "GET /public HTTP/1.0\r\nhost: service\r\n\r\n",
+    let http10 = "GET /public HTTP/1.0\r\nhost: service\r\n\r\n";
+    assert_eq!(ask(&mut fresh10, http10), 200, "HTTP/1.0 first request");
+    let http11 = request("GET", "/private", "");
+    assert_eq!(ask(&mut fresh11, &http11), 403, "HTTP/1.1 first request");
+}
+
+/// A CA and a leaf for `name` signed by it: (CA PEM, leaf PEM, leaf key PEM).
+fn ca_and_leaf(name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec![name.to_string()])
+        .expect("leaf params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    (issuer.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[test]
+fn stopping_serves_the_first_request_of_a_tls_terminated_connection() {
+    use palisade_proxy::{TlsL7, TlsMaterial};
+    use rustls::pki_types::pem::PemObject;
+    use std::io::Write;
+    const NAME: &str = "service.test";
+    let (ca, cert, key) = ca_and_leaf(NAME);
+    let tls = TlsL7 {
+        server_names: vec![],
+        terminating: Some(TlsMaterial {
+            secret: "default/service-tls".into(),
+            certificate: Some(cert),
+            private_key: Some(key),
+            trusted_ca: None,
+            error: None,
+        }),
+        originating: None,
+    };
+    let snap = service_ingress(
+        1,
+        vec![PeerL7 {
+            tls: Some(tls),
+            identities: Some(vec![PROD_ID]),
+            http: Some(rules(r#"[{"method":"GET","path":"/public"}]"#)),
+        }],
     );
-    assert_eq!(
-        read_response(&mut fresh10).status(),
-        200,
-        "HTTP/1.0 first request"
+    let mut lab = Lab::start(ProxyConfig::default(), snap);
+
+    // The handshake is done before the stop: hyper then holds a connection with no request yet.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).expect("CA PEM");
+    roots.add(ca).expect("CA");
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(NAME).expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let mut tls = rustls::StreamOwned::new(conn, lab.ns.connect(PROD));
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .expect("TLS handshake with the proxy");
+    }
+
+    lab.stop();
+    assert!(
+        eventually(|| lab.listeners() == 1),
+        "the proxy's listener closed, only the upstream's is left"
     );
-    send(&mut fresh11, &request("GET", "/private", ""));
-    assert_eq!(
-        read_response(&mut fresh11).status(),
-        403,
-        "HTTP/1.1 first request"
+    let ask = "GET /public HTTP/1.1\r\nhost: service.test\r\nconnection: close\r\n\r\n";
+    tls.write_all(ask.as_bytes()).expect("request");
+    let mut answer = Vec::new();
+    // The proxy may close without close_notify after the answer; what arrived is what counts.
+    let _ = tls.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the first request after the stop is served: {answer:?}"
     );
+    assert!(answer.ends_with(PAGE_PUBLIC), "{answer:?}");
 }

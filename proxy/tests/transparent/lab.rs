@@ -147,6 +147,13 @@ impl Lab {
         }
     }
 
+    /// TCP listening sockets in the server namespace (the upstream's, and the proxy's until it
+    /// stops).
+    pub fn listeners(&self) -> usize {
+        let out = super::netns::sh(&["ip", "netns", "exec", &self.ns.server, "ss", "-Htln"]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
     /// Connections to port 80 in the server namespace that a process has accepted.
     pub fn accepted(&self) -> usize {
         let out = super::netns::sh(&[
