@@ -3,15 +3,14 @@
 //! TLS ones by [`crate::tls`], TLS-originating ones by hyper.
 
 use crate::conn::{ClientConn, Ends};
-use crate::drain::{self, FirstRequest};
+use crate::drain;
 use crate::h1::Shared;
 use crate::handler::Handler;
 use crate::policy::CompiledPolicy;
 use crate::tls::{FlowTls, TlsOrigin, TlsServe};
 use crate::upstream::{H2Pools, Marks};
 use crate::{HttpFlowRecord, PolicySnapshot, ProxyConfig, ProxyError};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
@@ -207,16 +206,14 @@ impl Proxy {
                 }
             };
             let client = Arc::new(client);
-            let handler = handler.clone();
-            let (first, started) = FirstRequest::new();
-            let service = service_fn(move |req| {
-                first.seen();
-                handler.clone().handle(client.clone(), req)
-            });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = drain::serve(conn, closing.clone(), started, config.limits.header_timeout);
+            let conn = drain::serve_hyper(
+                &builder,
+                stream,
+                handler.clone(),
+                client,
+                closing.clone(),
+                config.limits.header_timeout,
+            );
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, %peer, "connection ended with error");

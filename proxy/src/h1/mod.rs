@@ -14,14 +14,13 @@ mod relay;
 mod tests;
 
 use crate::conn::{ClientConn, Ends};
-use crate::drain::{self, FirstRequest};
+use crate::drain;
 use crate::handler::Handler;
 use crate::policy::FlowPolicy;
 use crate::rewind::Rewind;
 use crate::upstream::Marks;
 use crate::Limits;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,18 +51,11 @@ where
         return;
     };
     let client = Arc::new(client);
-    let handler = shared.handler.clone();
-    let (first, started) = FirstRequest::new();
-    let service = service_fn(move |req| {
-        first.seen();
-        handler.clone().handle(client.clone(), req)
-    });
-    let conn = shared
-        .hyper
-        .serve_connection_with_upgrades(TokioIo::new(Rewind::new(rest, io)), service)
-        .into_owned();
-    let closing = shared.closing.clone();
-    if let Err(e) = drain::serve(conn, closing, started, shared.limits.header_timeout).await {
+    let io = Rewind::new(rest, io);
+    let (handler, closing) = (shared.handler.clone(), shared.closing.clone());
+    let first_within = shared.limits.header_timeout;
+    let served = drain::serve_hyper(&shared.hyper, io, handler, client, closing, first_within);
+    if let Err(e) = served.await {
         tracing::debug!(error = %e, peer = %ends.src, "connection ended with error");
     }
 }

@@ -6,13 +6,12 @@ use super::flow::{FlowTls, TlsFlow};
 use super::originate::TlsOrigin;
 use super::sni::read_client_hello;
 use crate::conn::{ClientConn, Ends};
-use crate::drain::{self, FirstRequest};
+use crate::drain;
 use crate::handler::Handler;
 use crate::policy::FlowPolicy;
 use crate::rewind::Rewind;
 use crate::upstream::{connect, Marks};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,18 +84,16 @@ pub(crate) async fn serve(mut stream: TcpStream, ends: Ends, flow: Arc<FlowPolic
                 false,
                 flow.clone(),
             ));
-            let handler = ctx.handler.clone();
-            let (first, started) = FirstRequest::new();
-            let service = service_fn(move |req| {
-                first.seen();
-                handler.clone().handle(client.clone(), req)
-            });
-            let conn = ctx
-                .builder
-                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
-                .into_owned();
-            let drained = drain::serve(conn, ctx.closing, started, ctx.hello_timeout);
-            if let Err(e) = drained.await {
+            let (handler, closing) = (ctx.handler.clone(), ctx.closing);
+            let served = drain::serve_hyper(
+                &ctx.builder,
+                tls_stream,
+                handler,
+                client,
+                closing,
+                ctx.hello_timeout,
+            );
+            if let Err(e) = served.await {
                 tracing::debug!(error = %e, src = %ends.src, "TLS connection ended with error");
             }
         }
