@@ -5,7 +5,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{
     cmsg_space, recvmmsg, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
@@ -133,11 +133,29 @@ pub fn send_now(
     sock: &UdpSocket,
     msgs: &[(&[u8], Option<SocketAddr>)],
 ) -> Result<usize, (usize, io::Error)> {
+    send_chunks(msgs, |chunk| {
+        sock.try_io(Interest::WRITABLE, || send_chunk(sock, chunk))
+    })
+}
+
+/// [`send_now`] for a non-blocking socket the runtime does not watch (a send-only socket: out of
+/// epoll, each datagram's completion wakes nothing).
+pub fn send_now_unwatched(
+    sock: &std::net::UdpSocket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+) -> Result<usize, (usize, io::Error)> {
+    send_chunks(msgs, |chunk| send_chunk(sock, chunk))
+}
+
+/// Sends `msgs` in chunks of at most [`BATCH`] with `send`, as [`send_now`] describes.
+fn send_chunks(
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    mut send: impl FnMut(&[(&[u8], Option<SocketAddr>)]) -> io::Result<usize>,
+) -> Result<usize, (usize, io::Error)> {
     let mut sent = 0;
     while sent < msgs.len() {
         let chunk = &msgs[sent..msgs.len().min(sent + BATCH)];
-        let res = sock.try_io(Interest::WRITABLE, || send_chunk(sock, chunk));
-        match res {
+        match send(chunk) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
             Err(e) => return Err((sent, e)),
@@ -146,7 +164,7 @@ pub fn send_now(
     Ok(sent)
 }
 
-fn send_chunk(sock: &UdpSocket, chunk: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
+fn send_chunk(sock: impl AsFd, chunk: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
     let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
     let addrs: Vec<Option<SocketAddrAny>> = chunk
         .iter()

@@ -1,5 +1,6 @@
 //! Per-query records sent to the agent (flow log, metrics, `palisade observe`).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -54,7 +55,7 @@ pub struct DnsFlowRecord {
     /// First question's name (normalized); empty for unreadable queries.
     pub qname: String,
     /// First question's type (`A`, `AAAA`, ...); empty for unreadable queries.
-    pub qtype: String,
+    pub qtype: Cow<'static, str>,
     /// What happened.
     pub verdict: Verdict,
     /// Rcode sent to the client; `None` when nothing was sent.

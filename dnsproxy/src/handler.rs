@@ -4,6 +4,7 @@
 //! releases it or hands it to the learner ([`Shared::release_after_learn`]); every end emits the
 //! flow record. The UDP front end runs them from its socket loops; TCP awaits them in order.
 
+use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -61,11 +62,12 @@ struct Outcome {
     reply: Option<Vec<u8>>,
     endpoint: Option<String>,
     qname: String,
-    qtype: String,
+    qtype: Cow<'static, str>,
     verdict: Verdict,
     rcode: Option<u16>,
     learn_latency: Option<Duration>,
-    release_latency: Option<Duration>,
+    /// When the upstream answer arrived, if one did.
+    received: Option<Instant>,
 }
 
 impl Outcome {
@@ -74,11 +76,31 @@ impl Outcome {
             reply,
             endpoint: None,
             qname: String::new(),
-            qtype: String::new(),
+            qtype: Cow::Borrowed(""),
             verdict: Verdict::Error,
             rcode: code,
             learn_latency: None,
-            release_latency: None,
+            received: None,
+        }
+    }
+}
+
+/// When a query (or a batch of them) was read: wall time for the flow record, monotonic time
+/// for its latency. The UDP front end reads the clock once per batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// Wall-clock time.
+    pub time: SystemTime,
+    /// Monotonic time.
+    pub at: Instant,
+}
+
+impl Stamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Stamp {
+            time: SystemTime::now(),
+            at: Instant::now(),
         }
     }
 }
@@ -121,10 +143,10 @@ pub enum Release {
 }
 
 impl Shared {
-    /// Parses and decides; refusals and malformed queries are finished here.
-    pub fn begin(&self, packet: &[u8], addrs: Addrs) -> Begin {
-        let time = SystemTime::now();
-        let start = Instant::now();
+    /// Parses and decides on a query read at `read`; refusals and malformed queries are
+    /// finished here.
+    pub fn begin(&self, packet: &[u8], addrs: Addrs, read: Stamp) -> Begin {
+        let Stamp { time, at: start } = read;
         let q = match wire::parse_query(packet) {
             Parsed::Query(q) => q,
             Parsed::Drop => {
@@ -242,7 +264,7 @@ impl Shared {
         addrs: Addrs,
         upstream: &mut Upstream,
     ) -> Option<Vec<u8>> {
-        let fwd = match self.begin(packet, addrs) {
+        let fwd = match self.begin(packet, addrs, Stamp::now()) {
             Begin::Reply(r) => return r,
             Begin::Forward(f) => f,
         };
@@ -286,9 +308,8 @@ impl Shared {
         learn_latency: Option<Duration>,
         received: Instant,
     ) -> Option<Vec<u8>> {
-        let release_latency = Some(received.elapsed());
         let verdict = Verdict::Forwarded;
-        self.release(fwd, bytes, verdict, code, learn_latency, release_latency)
+        self.release(fwd, bytes, verdict, code, learn_latency, Some(received))
     }
 
     /// Answers SERVFAIL in place of the resolver's answer.
@@ -299,12 +320,12 @@ impl Shared {
         received: Option<Instant>,
     ) -> Option<Vec<u8>> {
         let reply = fwd.query.error_answer(rcode::SERVFAIL);
-        let release_latency = received.map(|r| r.elapsed());
         let (verdict, code) = (Verdict::Error, rcode::SERVFAIL);
-        self.release(fwd, reply, verdict, code, learn_latency, release_latency)
+        self.release(fwd, reply, verdict, code, learn_latency, received)
     }
 
-    /// Sends `reply` for a forwarded query; the query's strings move into the flow record.
+    /// Sends `reply` for a forwarded query (whose answer arrived at `received`, if one did);
+    /// the query's strings move into the flow record.
     fn release(
         &self,
         fwd: Box<Forward>,
@@ -312,7 +333,7 @@ impl Shared {
         verdict: Verdict,
         code: u16,
         learn_latency: Option<Duration>,
-        release_latency: Option<Duration>,
+        received: Option<Instant>,
     ) -> Option<Vec<u8>> {
         let Forward {
             query,
@@ -327,7 +348,7 @@ impl Shared {
             endpoint: Some(endpoint),
             verdict,
             learn_latency,
-            release_latency,
+            received,
             qname: query.qname,
             qtype: query.qtype,
             rcode: Some(code),
@@ -348,6 +369,8 @@ impl Shared {
             Verdict::Error => &self.stats.errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        // The one clock read of the query's end: total and release latency both end here.
+        let now = Instant::now();
         let record = DnsFlowRecord {
             time,
             src: addrs.src,
@@ -358,9 +381,9 @@ impl Shared {
             qtype: o.qtype,
             verdict: o.verdict,
             rcode: o.rcode,
-            latency: start.elapsed(),
+            latency: now.saturating_duration_since(start),
             learn_latency: o.learn_latency,
-            release_latency: o.release_latency,
+            release_latency: o.received.map(|r| now.saturating_duration_since(r)),
         };
         self.flows.push(record);
         o.reply

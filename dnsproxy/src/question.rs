@@ -84,6 +84,8 @@ fn read_name(buf: &[u8], mut at: usize) -> Option<(String, usize)> {
 
 /// Appends one label and its dot: `[A-Za-z0-9_-]` lower-cased, any other byte as `\DDD`.
 pub(crate) fn push_label(name: &mut String, label: &[u8]) {
+    // Room for the usual case (no escapes) at once, not grown byte by byte.
+    name.reserve(label.len() + 1);
     for &b in label {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
             name.push(char::from(b.to_ascii_lowercase()));

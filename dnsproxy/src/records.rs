@@ -11,6 +11,8 @@ use crate::wire::HEADER_LEN;
 
 /// Longest name on the wire (RFC 1035 §3.1).
 const MAX_NAME: usize = 255;
+/// Room made for a name read from an answer: most names fit without growing the string.
+const NAME_ROOM: usize = 64;
 /// Most compression pointers followed in one name (a loop otherwise never ends).
 const MAX_POINTERS: usize = 32;
 
@@ -53,7 +55,7 @@ pub fn read(buf: &[u8]) -> Option<Answer> {
     }
     let mut records = Vec::with_capacity(usize::from(an).min(16));
     for _ in 0..an {
-        let mut owner = String::new();
+        let mut owner = String::with_capacity(NAME_ROOM);
         let rr = record(buf, at, Some(&mut owner))?;
         let data = match (rr.rtype, rr.rdata) {
             (TYPE_A, d) if rr.class == CLASS_IN => {
@@ -65,7 +67,7 @@ pub fn read(buf: &[u8]) -> Option<Answer> {
                 Data::Addr(IpAddr::V6(Ipv6Addr::from(b)), rr.ttl)
             }
             (TYPE_CNAME, _) => {
-                let mut target = String::new();
+                let mut target = String::with_capacity(NAME_ROOM);
                 let end = read_name(buf, rr.rdata_at, Some(&mut target))?;
                 if end != rr.end {
                     return None; // the name must fill the record data exactly

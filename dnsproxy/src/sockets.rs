@@ -76,16 +76,18 @@ pub async fn upstream_tcp(resolver: SocketAddr, mark: u32) -> io::Result<TcpStre
     sock.connect(resolver).await
 }
 
-/// A UDP socket bound (transparently) to the resolver's address, so the client sees the answer
-/// come from the server it asked. `SO_REUSEADDR`/`SO_REUSEPORT` let concurrent replies share it.
-pub fn reply_udp(resolver: SocketAddr) -> io::Result<UdpSocket> {
+/// A non-blocking UDP socket bound (transparently) to the resolver's address, so the client sees
+/// the answer come from the server it asked. `SO_REUSEADDR`/`SO_REUSEPORT` let concurrent replies
+/// share it. Send-only, so it is left out of the runtime's epoll: registered, every datagram sent
+/// would wake it on completion (write space), a sizable share of the answer path's cost.
+pub fn reply_udp(resolver: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(domain_of(&resolver), Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_ip_transparent(true)?;
     s.set_nonblocking(true)?;
     s.bind(&resolver.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 /// Unmaps `::ffff:a.b.c.d` so policy lookups see the IPv4 address.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::batch::{self, RecvBatch, BATCH};
 use crate::flow::Transport;
-use crate::handler::{Addrs, Begin, Forward, Release, Shared};
+use crate::handler::{Addrs, Begin, Forward, Release, Shared, Stamp};
 use crate::mux::{Done, Reply};
 use crate::sockets;
 use crate::upstream::MAX_MESSAGE;
@@ -44,8 +44,10 @@ pub async fn serve(
             Err(e) if is_transient(&e) => continue,
             Err(e) => return Err(e),
         };
-        // One clock read per batch for the upstream deadlines (they are checked every 100 ms).
-        let deadline = Instant::now() + shared.config.upstream_timeout;
+        // One clock read per batch for the flow records' times and the upstream deadlines
+        // (checked every 100 ms); queries of a batch arrived within microseconds of each other.
+        let read = Stamp::now();
+        let deadline = Instant::from_std(read.at) + shared.config.upstream_timeout;
         for i in 0..n {
             let (packet, meta) = batch.get(i);
             shared.stats.queries.fetch_add(1, Ordering::Relaxed);
@@ -62,7 +64,7 @@ pub async fn serve(
                 resolver: sockets::canonical(orig),
                 transport: Transport::Udp,
             };
-            query(&shared, &out, &limit, packet, addrs, deadline);
+            query(&shared, &out, &limit, packet, addrs, read, deadline);
         }
         shared.mux.flush();
         out.flush();
@@ -80,6 +82,7 @@ fn query(
     limit: &Arc<Semaphore>,
     packet: &[u8],
     addrs: Addrs,
+    read: Stamp,
     deadline: Instant,
 ) {
     let Ok(permit) = limit.clone().try_acquire_owned() else {
@@ -88,7 +91,7 @@ fn query(
         }
         return;
     };
-    let fwd = match shared.begin(packet, addrs) {
+    let fwd = match shared.begin(packet, addrs, read) {
         Begin::Reply(reply) => {
             if let Some(reply) = reply {
                 out.queue(reply, addrs);
@@ -97,8 +100,7 @@ fn query(
         }
         Begin::Forward(fwd) => fwd,
     };
-    let q = fwd.query.question();
-    let (name_end, end) = (q.name_end, q.end());
+    let (name_end, end) = (fwd.query.name_end(), fwd.query.question_end());
     let (sh, o) = (shared.clone(), out.clone());
     let done: Done = Box::new(move |answer| complete(sh, o, fwd, permit, answer));
     shared
@@ -182,7 +184,7 @@ impl Out {
                 .collect();
             let mut at = 0;
             while at < msgs.len() {
-                match batch::send_now(&sock, &msgs[at..]) {
+                match batch::send_now_unwatched(&sock, &msgs[at..]) {
                     Ok(n) => {
                         at += n;
                         break;
@@ -195,11 +197,14 @@ impl Out {
                 }
             }
             if at < msgs.len() {
+                // Socket buffer full: a watched copy of the socket waits for room, then goes.
                 let rest: Vec<(Vec<u8>, SocketAddr)> = run[at..]
                     .iter()
                     .map(|(reply, addrs)| (reply.clone(), addrs.src))
                     .collect();
+                let watched = sock.try_clone().and_then(UdpSocket::from_std);
                 tokio::spawn(async move {
+                    let Ok(sock) = watched else { return };
                     for (reply, src) in rest {
                         let _ = sock.send_to(&reply, src).await;
                     }
@@ -232,10 +237,10 @@ const MAX_REPLY_SOCKETS: usize = 256;
 /// Nothing is ever delivered to them: packets for the resolver address are either forwarded or
 /// steered to the listener explicitly (TPROXY / sk_assign), never looked up by address.
 #[derive(Default)]
-pub struct ReplySockets(Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>);
+pub struct ReplySockets(Mutex<HashMap<SocketAddr, Arc<std::net::UdpSocket>>>);
 
 impl ReplySockets {
-    fn get(&self, resolver: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
+    fn get(&self, resolver: SocketAddr) -> std::io::Result<Arc<std::net::UdpSocket>> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = map.get(&resolver) {
             return Ok(s.clone());

@@ -3,12 +3,13 @@
 //! replies to their query and extracts learned addresses along the CNAME chain (the hot path
 //! reads the wire itself: `question` for queries, `records` for answers).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use crate::question::{self, Question, Unreadable};
+use crate::question::{self, Unreadable};
 use crate::records::{self, Answer, Data};
 
 /// Size of the fixed DNS header.
@@ -40,11 +41,14 @@ pub fn rcode_name(code: u16) -> &'static str {
 pub struct Query {
     /// The client's bytes, kept for error answers (decoded only when one is needed).
     raw: Vec<u8>,
-    question: Question,
+    id: u16,
+    /// Offsets just past the first question's name, and past the whole first question.
+    name_end: usize,
+    question_end: usize,
     /// First question's name, normalized (lower case, trailing dot).
     pub qname: String,
-    /// First question's type, e.g. `A`.
-    pub qtype: String,
+    /// First question's type, e.g. `A` (a static name: no allocation per query).
+    pub qtype: Cow<'static, str>,
 }
 
 /// What to do with a packet received from a client.
@@ -63,9 +67,11 @@ pub fn parse_query(buf: &[u8]) -> Parsed {
     match question::parse(buf) {
         Ok(q) => Parsed::Query(Query {
             raw: buf.to_vec(),
-            qname: q.qname.clone(),
-            qtype: RecordType::from(q.qtype).to_string(),
-            question: q,
+            id: q.id,
+            name_end: q.name_end,
+            question_end: q.end(),
+            qname: q.qname,
+            qtype: Cow::Borrowed(RecordType::from(q.qtype).into()),
         }),
         Err(Unreadable::FormErr) => Parsed::FormErr(formerr_raw(buf)),
         Err(Unreadable::Drop) => Parsed::Drop,
@@ -85,7 +91,7 @@ fn formerr_raw(req: &[u8]) -> Vec<u8> {
 impl Query {
     /// The query's ID.
     pub fn id(&self) -> u16 {
-        self.question.id
+        self.id
     }
 
     /// The client's bytes.
@@ -93,14 +99,19 @@ impl Query {
         &self.raw
     }
 
-    /// The header and first question as read from the wire.
-    pub(crate) fn question(&self) -> &Question {
-        &self.question
+    /// Offset just past the first question's name.
+    pub(crate) fn name_end(&self) -> usize {
+        self.name_end
+    }
+
+    /// Offset just past the first question (name, type, class).
+    pub(crate) fn question_end(&self) -> usize {
+        self.question_end
     }
 
     /// The query's bytes from the start to the end of the first question (for reply matching).
     pub(crate) fn question_bytes(&self) -> &[u8] {
-        &self.raw[..self.question.end()]
+        &self.raw[..self.question_end()]
     }
 
     /// An answer with `code`, no records, all questions echoed (and EDNS if the query had it).
@@ -135,7 +146,7 @@ impl Query {
     /// True when `reply` answers this query: same ID and same first question.
     pub fn matches_reply(&self, reply: &[u8]) -> bool {
         question::id_of(reply) == Some(self.id())
-            && question::reply_matches(self.question_bytes(), self.question.name_end, reply)
+            && question::reply_matches(self.question_bytes(), self.name_end, reply)
     }
 }
 

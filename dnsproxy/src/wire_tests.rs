@@ -51,7 +51,7 @@ fn kind(p: &[u8]) -> Kind {
     match parse_query(p) {
         Parsed::Query(q) => Kind::Query(
             Box::leak(q.qname.clone().into_boxed_str()),
-            Box::leak(q.qtype.clone().into_boxed_str()),
+            Box::leak(q.qtype.to_string().into_boxed_str()),
         ),
         Parsed::FormErr(_) => Kind::FormErr,
         Parsed::Drop => Kind::Drop,
