@@ -15,6 +15,19 @@ static HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// [`HOP_BY_HOP`] and `TE` as plain names, for matching raw header bytes (`TE` means nothing in a
+/// response, where this is used).
+const HOP_BY_HOP_NAMES: [&[u8]; 8] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"te",
+];
+
 /// Whether an HTTP/1.1 request asks for a protocol upgrade we pass through (WebSocket and
 /// others). `h2c` is never passed through: streams after it would bypass per-request policy.
 pub(crate) fn wants_upgrade<B>(req: &Request<B>) -> bool {
@@ -91,20 +104,29 @@ pub(crate) fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// relay; `TE` means nothing in a response and is dropped). `Content-Length` only with
 /// `keep_length`.
 pub(crate) fn forward_raw(headers: &[httparse::Header<'_>], keep_length: bool, out: &mut Vec<u8>) {
-    let named = |name: &str| {
-        headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .flat_map(|h| h.value.split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
-    };
+    // The tokens of every `Connection` field, gathered once (a response head is read per
+    // request, so this runs on every one); the usual ones name nothing beyond the fixed list.
+    let mut named: Vec<&[u8]> = Vec::new();
     for h in headers {
-        let hop = HOP_BY_HOP
+        if h.name.eq_ignore_ascii_case("connection") {
+            named.extend(
+                h.value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .filter(|t| {
+                        !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close")
+                    }),
+            );
+        }
+    }
+    for h in headers {
+        let name = h.name.as_bytes();
+        let hop = HOP_BY_HOP_NAMES
             .iter()
-            .any(|n| h.name.eq_ignore_ascii_case(n.as_str()))
-            || h.name.eq_ignore_ascii_case("te")
-            || (!keep_length && h.name.eq_ignore_ascii_case("content-length"));
-        if hop || named(h.name) {
+            .any(|n| name.eq_ignore_ascii_case(n))
+            || (!keep_length && name.eq_ignore_ascii_case(b"content-length"))
+            || named.iter().any(|t| name.eq_ignore_ascii_case(t));
+        if hop {
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
