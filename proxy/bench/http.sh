@@ -5,7 +5,8 @@
 # Runs inside two namespaces it creates (PREFIX-hbench-c client, PREFIX-hbench-s server; PREFIX is
 # $PALISADE_E2E_PREFIX or pprx) and removes.
 # Usage (root): proxy/bench/http.sh      env: DURATION=10s CONNS=32 ROUNDS=3
-#   BASE_BIN=path/to/older/http_proxy adds a "palisade-base-1" setup (before/after comparisons)
+#   BASE_BIN=path/to/older/http_proxy adds a "palisade-base-1" setup (before/after comparisons;
+#   BASE_LABEL=text says in the results what that build is)
 #   PERF=1 also profiles the proxy (perf record) during the first palisade-1 run and writes the
 #   flat profile to bench-results/http-profile.txt
 # Every round runs each setup once, back to back; the table shows each setup's median round
@@ -206,5 +207,9 @@ mkdir -p bench-results
   echo "- palisade-1000 / palisade-1: $(round_ratios palisade-1000 palisade-1)"
   echo "- relay-floor / nginx: $(round_ratios relay-floor nginx) (the floor: no parsing, no policy)"
   echo "- palisade-1 / relay-floor: $(round_ratios palisade-1 relay-floor)"
+  if [ -n "${BASE_BIN:-}" ]; then
+    echo "- palisade-1 / palisade-base-1: $(round_ratios palisade-1 palisade-base-1)"
+    echo "  (palisade-base-1: ${BASE_LABEL:-an older build of the proxy}, same rules, same rounds)"
+  fi
 } >bench-results/http.md
 cat bench-results/http.md
