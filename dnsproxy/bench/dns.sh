@@ -124,18 +124,39 @@ proxy() { # start learner log-name | stop
   for _ in $(seq 50); do grep -q listening "$log" && break; sleep 0.1; done
 }
 
+# The flat-out runs the target compares (palisade, forwarder) go back to back, in alternating
+# order over the rounds (ABBA), so the machine's load drifting between them shows as spread
+# between rounds rather than as a bias in one direction. The proxy (started first, so its run
+# always begins with its start-up burst) waits idle while the forwarder runs.
+palisade_flat() { # round
+  tproxy add
+  run "$1" palisade 10.98.2.2
+  tproxy del
+}
+forwarder_flat() { # round
+  local middle=$MIDDLE
+  MIDDLE=$FORWARDER
+  run "$1" forwarder 10.98.1.1
+  MIDDLE=$middle
+}
+
 for round in $(seq 1 "$ROUNDS"); do
   MIDDLE=0
   run $round direct 10.98.2.2
   run $round "direct@$RATE" 10.98.2.2 "-Q $RATE"
+  proxy start agent agent.$round
+  if [ $((round % 2)) = 1 ]; then
+    palisade_flat $round; forwarder_flat $round
+  else
+    forwarder_flat $round; palisade_flat $round
+  fi
   tproxy add
-  for learner in agent instant; do
-    path=palisade; [ $learner = instant ] && path=palisade-instant
-    proxy start $learner $learner.$round
-    run $round $path 10.98.2.2
-    run $round "$path@$RATE" 10.98.2.2 "-Q $RATE"
-    proxy stop
-  done
+  run $round "palisade@$RATE" 10.98.2.2 "-Q $RATE"
+  proxy stop
+  proxy start instant instant.$round
+  run $round palisade-instant 10.98.2.2
+  run $round "palisade-instant@$RATE" 10.98.2.2 "-Q $RATE"
+  proxy stop
   proxy start agent fresh.$round
   run $round "palisade-fresh@$FRESH_RATE" 10.98.2.2 "-Q $FRESH_RATE" "$TMP/fresh"
   proxy stop
@@ -149,7 +170,6 @@ for round in $(seq 1 "$ROUNDS"); do
   kill "$MIDDLE"; wait "$MIDDLE" 2>/dev/null || true
   tproxy del
   MIDDLE=$FORWARDER
-  run $round forwarder 10.98.1.1
   run $round "forwarder@$RATE" 10.98.1.1 "-Q $RATE"
 done
 
@@ -188,6 +208,7 @@ mkdir -p bench-results
   echo "$(cut -d' ' -f1-3 /proc/loadavg)), $ROUNDS rounds in $(( $(date +%s) - STARTED )) s."
   echo "dnsperf -c $CLIENTS -l $SECS -q 200 (name@$RATE: -Q $RATE), UDP, 200 names;"
   echo "resolver: dnsmasq in its own netns; pod → node → resolver over veths. Medians over the rounds."
+  echo "palisade and forwarder flat out run back to back in each round, in alternating order."
   echo "CPU columns: user+system CPU of that process per answered query."
   echo
   echo "| path | queries/s | p50 (ms) | p99 (ms) | dnsperf CPU (µs/q) | resolver CPU (µs/q) | proxy/forwarder CPU (µs/q) |"
