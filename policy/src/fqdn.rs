@@ -20,6 +20,14 @@ pub fn normalize_name(name: &str) -> String {
     n
 }
 
+/// True when [`normalize_name`] would return `name` unchanged.
+fn is_normalized(name: &str) -> bool {
+    name.ends_with('.')
+        && !name
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || b.is_ascii_whitespace())
+}
+
 /// Why a name or pattern was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -139,7 +147,13 @@ fn pattern_regex(pattern: &str) -> Result<String, FqdnError> {
 impl FqdnMatcher {
     /// True when `name` (any case, trailing dot optional) is selected.
     pub fn matches(&self, name: &str) -> bool {
-        self.regex.is_match(&normalize_name(name))
+        // The DNS proxy asks with names already normalized, once per query and selector: those
+        // are matched as they are, without a normalized copy.
+        if is_normalized(name) {
+            self.regex.is_match(name)
+        } else {
+            self.regex.is_match(&normalize_name(name))
+        }
     }
 
     /// The selector this was compiled from.
@@ -178,6 +192,37 @@ mod tests {
         ];
         for (p, name, want) in cases {
             assert_eq!(pat(p, name), want, "pattern {p:?} vs {name:?}");
+        }
+    }
+
+    #[test]
+    fn normalized_names_match_as_they_are() {
+        let names = [
+            "api.github.com",
+            "API.GitHub.com.",
+            " api.github.com. ",
+            "a..",
+            "com",
+            ".",
+        ];
+        for n in names {
+            let norm = normalize_name(n);
+            assert!(
+                is_normalized(&norm),
+                "{n:?} normalizes to a normalized name"
+            );
+            assert_eq!(
+                is_normalized(n),
+                norm == n,
+                "{n:?}: the check agrees with normalize"
+            );
+            for p in ["*", "*.github.com", "**.github.com", "api*.github.com"] {
+                assert_eq!(
+                    pat(p, n),
+                    pat(p, &norm),
+                    "pattern {p:?} vs {n:?} and {norm:?}"
+                );
+            }
         }
     }
 
