@@ -285,10 +285,10 @@ impl Shared {
         }
     }
 
-    /// Answers SERVFAIL without forwarding (too many queries in flight).
-    pub fn overloaded(&self, packet: &[u8], addrs: Addrs) -> Option<Vec<u8>> {
+    /// Answers SERVFAIL without forwarding a query read at `read` (too many queries in flight).
+    pub fn overloaded(&self, packet: &[u8], addrs: Addrs, read: Stamp) -> Option<Vec<u8>> {
         self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-        let (time, start) = (SystemTime::now(), Instant::now());
+        let Stamp { time, at: start } = read;
         let outcome = match wire::parse_query(packet) {
             Parsed::Query(q) => Outcome {
                 reply: Some(q.error_answer(rcode::SERVFAIL)),

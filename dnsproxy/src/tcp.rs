@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::flow::Transport;
-use crate::handler::{Addrs, Shared};
+use crate::handler::{Addrs, Shared, Stamp};
 use crate::upstream::{read_frame, write_frame, Upstream};
 use crate::{drain, sockets};
 
@@ -105,7 +105,7 @@ async fn connection(
         shared.stats.queries.fetch_add(1, Ordering::Relaxed);
         let reply = match limit.clone().try_acquire_owned() {
             Ok(_permit) => shared.handle(&packet, addrs, &mut upstream).await,
-            Err(_) => shared.overloaded(&packet, addrs),
+            Err(_) => shared.overloaded(&packet, addrs, Stamp::now()),
         };
         let Some(reply) = reply else {
             return; // unreadable: the stream framing can no longer be trusted

@@ -86,7 +86,7 @@ fn query(
     deadline: Instant,
 ) {
     let Ok(permit) = limit.clone().try_acquire_owned() else {
-        if let Some(reply) = shared.overloaded(packet, addrs) {
+        if let Some(reply) = shared.overloaded(packet, addrs, read) {
             out.queue(reply, addrs);
         }
         return;
