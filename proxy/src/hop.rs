@@ -181,6 +181,13 @@ mod tests {
     type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [&'a str]);
 
     #[test]
+    fn raw_names_are_the_hop_by_hop_list_and_te() {
+        let mut want: Vec<&[u8]> = HOP_BY_HOP.iter().map(|n| n.as_str().as_bytes()).collect();
+        want.push(b"te");
+        assert_eq!(HOP_BY_HOP_NAMES.as_slice(), want.as_slice());
+    }
+
+    #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
         let table: &[Case<'_>] = &[
             (&[("host", "a")], false, &["host: \"a\""]),
