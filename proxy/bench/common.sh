@@ -42,6 +42,8 @@ worker() {
 
 # User + system CPU of process $1, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# System (kernel) CPU alone of process $1, in clock ticks.
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 # The lines every one-worker nginx of the benches starts with; $1 names its pid and error files.
 nginx_preamble() {

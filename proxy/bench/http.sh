@@ -78,9 +78,9 @@ expect_deny() { # $1 = label, $2 = port
 }
 
 bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
-  local out t0 t1 b0 b1 rps p50 p99 reqs cpu backend client
+  local out t0 t1 k0 k1 b0 b1 rps p50 p99 reqs cpu kernel backend client
   wait_port "$2"
-  t0=$(cpu_ticks "$3")
+  t0=$(cpu_ticks "$3"); k0=$(sys_ticks "$3")
   b0=$(cpu_ticks "$BACKEND_W")
   local perf=""
   if [ "${PERF:-0}" = 1 ] && [ "$1" = palisade-1 ] && [ ! -e "$WORK/perf.data" ]; then
@@ -102,7 +102,7 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
         2>/dev/null
     } | sed 's/ *$//' >bench-results/http-profile.txt || true
   fi
-  t1=$(cpu_ticks "$3")
+  t1=$(cpu_ticks "$3"); k1=$(sys_ticks "$3")
   b1=$(cpu_ticks "$BACKEND_W")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
@@ -110,10 +110,12 @@ bench() { # $1 = label, $2 = port, $3 = pid whose CPU is charged
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   cpu=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
     'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  kernel=$(awk -v t="$((k1 - k0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
+    'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   backend=$(awk -v t="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
     'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   client=$(awk -v n="$reqs" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$WORK/wrk.time")
-  echo "$1 $rps $p50 $p99 $cpu $backend $client" | tee -a "$WORK/raw"
+  echo "$1 $rps $p50 $p99 $cpu $backend $client $kernel" | tee -a "$WORK/raw"
 }
 
 # The floor: bytes copied both ways through the same transparent listener, no HTTP and no
@@ -176,6 +178,34 @@ round_ratios() { # $1, $2 = labels -> "r1, r2, ... (median m)"
     }' "$WORK/raw"
 }
 
+# The three processes share the two cores, so a setup's req/s follows the CPU its requests cost
+# all three together (wrk + backend + proxy, per request). Checked on the floor (ratio of sums
+# against measured ratio), this gives the CPU a proxy may spend per request to reach 1.3x a peer.
+ceiling() {
+  awk '
+    function med(a, n,   i, j, t) {
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    { k = ++seen[$1]; sum[$1, k] = $5 + $6 + $7; rps[$1, k] = $2; cpu[$1, k] = $5; sys[$1, k] = $8
+      other[$1, k] = $6 + $7 }
+    END {
+      n = seen["palisade-1"]
+      for (i = 1; i <= n; i++) {
+        pn[i] = sum["nginx", i] / sum["relay-floor", i]; mn[i] = rps["relay-floor", i] / rps["nginx", i]
+        ph[i] = sum["haproxy", i] / sum["relay-floor", i]; mh[i] = rps["relay-floor", i] / rps["haproxy", i]
+        bn[i] = sum["nginx", i] / 1.3 - other["palisade-1", i]
+        bh[i] = sum["haproxy", i] / 1.3 - other["palisade-1", i]
+        kern[i] = sys["palisade-1", i]; f[i] = cpu["relay-floor", i]; c[i] = cpu["palisade-1", i]
+      }
+      printf "CPU budget (medians over rounds): req/s follows the CPU per request of wrk, backend and proxy\n"
+      printf "together. Check on the floor: that sum predicts relay-floor / nginx %.2fx (measured %.2fx) and\n", med(pn, n), med(mn, n)
+      printf "relay-floor / haproxy %.2fx (measured %.2fx). To reach 1.3x, a proxy may spend at most\n", med(ph, n), med(mh, n)
+      printf "%.1f µs/req (nginx) and %.1f µs/req (haproxy) with the wrk and backend costs of the palisade-1\n", med(bn, n), med(bh, n)
+      printf "runs; palisade-1 spends %.1f, of it %.1f in the kernel; the floor spends %.1f.\n", med(c, n), med(kern, n), med(f, n)
+    }' "$WORK/raw"
+}
+
 mkdir -p bench-results
 {
   echo "# HTTP proxy benchmark"
@@ -188,12 +218,12 @@ mkdir -p bench-results
   echo "both per request of the same run: the three share the two cores, so a proxy's req/s"
   echo "depends on all three."
   echo
-  echo "| setup | req/s | p50 | p99 | CPU µs/req | backend µs/req | wrk µs/req | req/s per round |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| setup | req/s | p50 | p99 | CPU µs/req | of it kernel | backend µs/req | wrk µs/req | req/s per round |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for s in direct palisade-1 ${BASE_BIN:+palisade-base-1} nginx haproxy relay-floor palisade-100 \
     palisade-1000; do
     median "$s" | awk -v r="$(rounds "$s")" \
-      '{ printf "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, r }'
+      '{ printf "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $8, $6, $7, r }'
   done
   echo
   echo "Medians: palisade-1 / nginx $(ratio palisade-1 nginx)x req/s, palisade-1 / haproxy"
@@ -206,10 +236,13 @@ mkdir -p bench-results
   echo "- palisade-100 / palisade-1: $(round_ratios palisade-100 palisade-1)"
   echo "- palisade-1000 / palisade-1: $(round_ratios palisade-1000 palisade-1)"
   echo "- relay-floor / nginx: $(round_ratios relay-floor nginx) (the floor: no parsing, no policy)"
+  echo "- relay-floor / haproxy: $(round_ratios relay-floor haproxy)"
   echo "- palisade-1 / relay-floor: $(round_ratios palisade-1 relay-floor)"
   if [ -n "${BASE_BIN:-}" ]; then
     echo "- palisade-1 / palisade-base-1: $(round_ratios palisade-1 palisade-base-1)"
     echo "  (palisade-base-1: ${BASE_LABEL:-an older build of the proxy}, same rules, same rounds)"
   fi
+  echo
+  ceiling
 } >bench-results/http.md
 cat bench-results/http.md
