@@ -82,6 +82,7 @@ tproxy() { # add|del
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # user+system, 1/100 s
+kticks() { awk '{print $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # system alone
 
 # dnsperf -v prints one line per answer ("> NOERROR name A <seconds>"): percentiles from those.
 pct() { # file quantile → milliseconds
@@ -91,11 +92,13 @@ pct() { # file quantile → milliseconds
 
 MIDDLE=0 # pid of the proxy or forwarder in the path, 0 for direct
 run() { # round path server [extra dnsperf args] [query file]
-  local f="$TMP/$2.$1.txt" r0 m0 r1 m1 qps done p50 p99 lost
+  local f="$TMP/$2.$1.txt" r0 m0 k0 r1 m1 k1 qps done p50 p99 lost
   r0=$(ticks $RESOLVER); m0=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
+  k0=$( [ $MIDDLE = 0 ] && echo 0 || kticks $MIDDLE)
   /usr/bin/time -o "$f.time" -f "%U %S" ip netns exec $P dnsperf -v -s "$3" -d "${5:-$TMP/queries}" \
     -l "$SECS" -c "$CLIENTS" -T 1 -q 200 ${4:-} > "$f" 2>&1 || true
   r1=$(ticks $RESOLVER); m1=$( [ $MIDDLE = 0 ] && echo 0 || ticks $MIDDLE)
+  k1=$( [ $MIDDLE = 0 ] && echo 0 || kticks $MIDDLE)
   done=$(awk '/Queries completed/ {print $3}' "$f")
   # Answered ÷ the sending time, not dnsperf's own figure: that divides by its run time, which
   # waits out its 5 s timeout when a query sent near the end was lost (the resolver's socket
@@ -104,12 +107,13 @@ run() { # round path server [extra dnsperf args] [query file]
   qps=$(( ${done:-0} / SECS ))
   lost=$(awk '/Queries lost/ {print $3}' "$f")
   p50=$(pct "$f" 0.5); p99=$(pct "$f" 0.99)
-  # One line per run: path round qps p50 p99 lost cpu(dnsperf resolver middle) in us/query.
+  # One line per run: path round qps p50 p99 lost cpu(dnsperf resolver middle middle-kernel)
+  # in us/query.
   awk -v path="$2" -v round="$1" -v qps="${qps:-0}" -v n="${done:-0}" -v p50="$p50" -v p99="$p99" \
-    -v lost="${lost:-?}" -v res=$((r1 - r0)) -v mid=$((m1 - m0)) '{
+    -v lost="${lost:-?}" -v res=$((r1 - r0)) -v mid=$((m1 - m0)) -v kmid=$((k1 - k0)) '{
       n = (n > 0) ? n : 1
-      printf "%s %s %s %s %s %s %.1f %.1f %.1f\n", path, round, qps, p50, p99, lost,
-        ($1 + $2) * 1e6 / n, res * 1e4 / n, mid * 1e4 / n }' "$f.time" >> "$TMP/runs"
+      printf "%s %s %s %s %s %s %.1f %.1f %.1f %.1f\n", path, round, qps, p50, p99, lost,
+        ($1 + $2) * 1e6 / n, res * 1e4 / n, mid * 1e4 / n, kmid * 1e4 / n }' "$f.time" >> "$TMP/runs"
 }
 
 proxy() { # start learner log-name | stop
@@ -200,6 +204,30 @@ batches() { # log-name → "b/f, b/f, ..." from the learner's report line
   done | line
 }
 
+# dnsperf, the resolver and the middle box share the two cores, so a path's queries/s follows
+# the CPU its queries cost the three together. Checked on the floor (ratio of sums against the
+# measured ratio), this gives the CPU the proxy may spend per query to reach 2x the forwarder.
+budget() {
+  awk '
+    function med(a, n,   i, j, t) {
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    { r = $2; sum[$1, r] = $7 + $8 + $9; qps[$1, r] = $3; cpu[$1, r] = $9; kern[$1, r] = $10
+      other[$1, r] = $7 + $8; if (r > n) n = r }
+    END {
+      for (i = 1; i <= n; i++) {
+        p[i] = sum["forwarder", i] / sum["floor", i]; m[i] = qps["floor", i] / qps["forwarder", i]
+        b[i] = sum["forwarder", i] / 2 - other["palisade", i]
+        c[i] = cpu["palisade", i]; k[i] = kern["palisade", i]; f[i] = cpu["floor", i]
+      }
+      printf "CPU budget (medians over rounds): the CPU per query of dnsperf, resolver and middle box\n"
+      printf "together predicts floor / forwarder %.2fx (measured %.2fx). By that sum, reaching 2x the\n", med(p, n), med(m, n)
+      printf "forwarder leaves the proxy %.1f µs/q with the dnsperf and resolver costs of the palisade\n", med(b, n)
+      printf "runs; palisade spends %.1f, of it %.1f in the kernel; the floor spends %.1f.\n", med(c, n), med(k, n), med(f, n)
+    }' "$TMP/runs"
+}
+
 mkdir -p bench-results
 {
   echo "# DNS proxy benchmark"
@@ -211,15 +239,15 @@ mkdir -p bench-results
   echo "palisade and forwarder flat out run back to back in each round, in alternating order."
   echo "CPU columns: user+system CPU of that process per answered query."
   echo
-  echo "| path | queries/s | p50 (ms) | p99 (ms) | dnsperf CPU (µs/q) | resolver CPU (µs/q) | proxy/forwarder CPU (µs/q) |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| path | queries/s | p50 (ms) | p99 (ms) | dnsperf CPU (µs/q) | resolver CPU (µs/q) | proxy/forwarder CPU (µs/q) | of it kernel |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
   for p in direct palisade palisade-instant forwarder; do
     for row in "$p" "$p@$RATE"; do
-      echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
+      echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) | $(med "$row" 10) |"
     done
   done
   for row in palisade-fresh@$FRESH_RATE floor; do
-    echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) |"
+    echo "| $row | $(med "$row" 3) | $(med "$row" 4) | $(med "$row" 5) | $(med "$row" 7) | $(med "$row" 8) | $(med "$row" 9) | $(med "$row" 10) |"
   done
   echo
   cpu_sum() { echo "$(med "$1" 7) $(med "$1" 8) $(med "$1" 9)" | awk '{printf "%.1f", $1 + $2 + $3}'; }
@@ -235,6 +263,8 @@ mkdir -p bench-results
     "floor ÷ forwarder: median $(per_round floor forwarder 3 div | median)×" \
     "(rounds: $(per_round floor forwarder 3 div | line)); palisade ÷ floor: median" \
     "$(per_round palisade floor 3 div | median)× (rounds: $(per_round palisade floor 3 div | line))"
+  echo
+  budget
   echo
   echo "added p99 vs direct at $RATE/s: palisade median $(per_round "palisade@$RATE" "direct@$RATE" 5 sub | median) ms" \
     "(rounds: $(per_round "palisade@$RATE" "direct@$RATE" 5 sub | line));" \
@@ -254,7 +284,7 @@ mkdir -p bench-results
   echo "The learner's batches (group commit) and how many needed a full policy re-resolution, per"
   echo "round (batches with new addresses/re-resolved): burst $(batches agent); fresh $(batches fresh)."
   echo
-  echo "Per-round runs (path round qps p50 p99 lost cpu-dnsperf cpu-resolver cpu-middle):"
+  echo "Per-round runs (path round qps p50 p99 lost cpu-dnsperf cpu-resolver cpu-middle cpu-middle-kernel):"
   echo
   echo '```'
   sort -k1,1 -k2,2n "$TMP/runs"
