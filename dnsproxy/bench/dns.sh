@@ -225,6 +225,9 @@ budget() {
       printf "together predicts floor / forwarder %.2fx (measured %.2fx). By that sum, reaching 2x the\n", med(p, n), med(m, n)
       printf "forwarder leaves the proxy %.1f µs/q with the dnsperf and resolver costs of the palisade\n", med(b, n)
       printf "runs; palisade spends %.1f, of it %.1f in the kernel; the floor spends %.1f.\n", med(c, n), med(k, n), med(f, n)
+      for (i = 1; i <= n; i++) cr[i] = cpu["forwarder", i] / cpu["palisade", i]
+      printf "Where the middle box had a core of its own, its CPU per query alone would bound queries/s:\n"
+      printf "forwarder / palisade CPU per query %.2fx.\n", med(cr, n)
     }' "$TMP/runs"
 }
 

@@ -203,6 +203,9 @@ ceiling() {
       printf "relay-floor / haproxy %.2fx (measured %.2fx). To reach 1.3x, a proxy may spend at most\n", med(ph, n), med(mh, n)
       printf "%.1f µs/req (nginx) and %.1f µs/req (haproxy) with the wrk and backend costs of the palisade-1\n", med(bn, n), med(bh, n)
       printf "runs; palisade-1 spends %.1f, of it %.1f in the kernel; the floor spends %.1f.\n", med(c, n), med(kern, n), med(f, n)
+      for (i = 1; i <= n; i++) { cn[i] = cpu["nginx", i] / cpu["palisade-1", i]; ch[i] = cpu["haproxy", i] / cpu["palisade-1", i] }
+      printf "Where each proxy had a core of its own (wrk and backend elsewhere), its CPU per request alone\n"
+      printf "would bound req/s: nginx / palisade-1 CPU per request %.2fx, haproxy / palisade-1 %.2fx.\n", med(cn, n), med(ch, n)
     }' "$WORK/raw"
 }
 
