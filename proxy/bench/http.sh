@@ -181,7 +181,7 @@ round_ratios() { # $1, $2 = labels -> "r1, r2, ... (median m)"
 # The three processes share the two cores, so a setup's req/s follows the CPU its requests cost
 # all three together (wrk + backend + proxy, per request). Checked on the floor (ratio of sums
 # against measured ratio), this gives the CPU a proxy may spend per request to reach 1.3x a peer.
-ceiling() {
+budget() {
   awk '
     function med(a, n,   i, j, t) {
       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -246,6 +246,6 @@ mkdir -p bench-results
     echo "  (palisade-base-1: ${BASE_LABEL:-an older build of the proxy}, same rules, same rounds)"
   fi
   echo
-  ceiling
+  budget
 } >bench-results/http.md
 cat bench-results/http.md
